@@ -1,0 +1,140 @@
+"""Multi-scale deformable attention on the CPU: perception's kernel against mmcv's
+``multi_scale_deformable_attn_pytorch`` (what every mmdet/mmdet3d user runs without CUDA).
+
+MonoDETR shapes: batch 2, levels 48x160 / 24x80 / 12x40 / 6x20, 8 heads x 32 channels, 4 points,
+10200 queries (encoder self-attention) and 550 queries (decoder, 50 x 11 groups), 2 threads.
+
+    python benchmarks/ops/msda.py [--repeat 5] [--threads 2]
+
+Prints a table, then as its last line ``msda speedup fwd=<x> bwd=<y> mem=<z>``: reference / ours on
+the encoder shape, for the forward time, the backward time and the peak memory of forward +
+backward. Peak memory is the rise of the peak resident set (VmHWM, reset just before the call)
+of a fresh process over its size before the call.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+LEVELS = [(48, 160), (24, 80), (12, 40), (6, 20)]
+SHAPES = {'encoder': 10200, 'decoder': 550}
+
+
+def make_inputs(num_queries, bs=2, heads=8, channels=32, points=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    shapes = torch.tensor(LEVELS, dtype=torch.long)
+    sizes = shapes.prod(1)
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    value = torch.randn(bs, int(sizes.sum()), heads, channels, generator=gen)
+    loc = torch.rand(bs, num_queries, heads, len(LEVELS), points, 2, generator=gen)
+    attn = torch.rand(bs, num_queries, heads, len(LEVELS), points, generator=gen).softmax(-1)
+    return value, shapes, starts, loc, attn
+
+
+def get_impl(name):
+    if name == 'ours':
+        from perception.ops import multi_scale_deformable_attn
+        return lambda v, s, i, l, a: multi_scale_deformable_attn(v, s, i, l, a)
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+    return lambda v, s, i, l, a: multi_scale_deformable_attn_pytorch(v, s, l, a)
+
+
+def time_impl(name, num_queries, repeat):
+    fn = get_impl(name)
+    value, shapes, starts, loc, attn = make_inputs(num_queries)
+    fwd, bwd = [], []
+    for it in range(repeat + 1):  # the first run warms up
+        v, l, a = (t.clone().requires_grad_(True) for t in (value, loc, attn))
+        t0 = time.perf_counter()
+        out = fn(v, shapes, starts, l, a)
+        t1 = time.perf_counter()
+        out.backward(torch.ones_like(out))
+        t2 = time.perf_counter()
+        if it:
+            fwd.append(t1 - t0)
+            bwd.append(t2 - t1)
+    return statistics.median(fwd) * 1e3, statistics.median(bwd) * 1e3, out.detach(), (v.grad,
+                                                                                       l.grad,
+                                                                                       a.grad)
+
+
+def _status_kb(key):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f'{key} missing from /proc/self/status')
+
+
+def peak_memory_child(name, num_queries, threads):
+    """Runs in a fresh process: the peak extra memory of one forward + backward, in bytes."""
+    torch.set_num_threads(threads)
+    fn = get_impl(name)
+    value, shapes, starts, loc, attn = make_inputs(num_queries)
+    v, l, a = (t.clone().requires_grad_(True) for t in (value, loc, attn))
+    grad = torch.ones(value.shape[0], num_queries, value.shape[2] * value.shape[3])
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # resets the peak resident set (VmHWM) to the current size
+    before = _status_kb('VmRSS')
+    out = fn(v, shapes, starts, l, a)
+    out.backward(grad)
+    return _status_kb('VmHWM') - before
+
+
+def peak_memory(name, num_queries, threads):
+    code = (f'import sys; sys.path.insert(0, {sys.path[0]!r}); import msda; '
+            f'print(msda.peak_memory_child({name!r}, {num_queries}, {threads}))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, cwd=sys.path[0])
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--json', help='also write the figures to this file')
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows, figures = [], {}
+    for shape, num_queries in SHAPES.items():
+        res = {}
+        for name in ('ours', 'mmcv'):
+            fwd, bwd, out, grads = time_impl(name, num_queries, args.repeat)
+            mem = peak_memory(name, num_queries, args.threads)
+            res[name] = dict(fwd_ms=fwd, bwd_ms=bwd, peak_mb=mem / 2**20, out=out, grads=grads)
+        max_diff = (res['ours']['out'] - res['mmcv']['out']).abs().max().item()
+        grad_diff = max((a - b).abs().max().item() / max(b.abs().max().item(), 1e-12)
+                        for a, b in zip(res['ours']['grads'], res['mmcv']['grads']))
+        for name in ('mmcv', 'ours'):
+            r = res[name]
+            rows.append((shape, num_queries, name, r['fwd_ms'], r['bwd_ms'], r['peak_mb']))
+        figures[shape] = dict(
+            fwd=res['mmcv']['fwd_ms'] / res['ours']['fwd_ms'],
+            bwd=res['mmcv']['bwd_ms'] / res['ours']['bwd_ms'],
+            mem=res['mmcv']['peak_mb'] / max(res['ours']['peak_mb'], 1e-6),
+            max_abs_diff_out=max_diff, max_rel_diff_grad=grad_diff,
+            **{f'{n}_{k}': res[n][k] for n in res for k in ('fwd_ms', 'bwd_ms', 'peak_mb')})
+
+    print(f'torch {torch.__version__}, {args.threads} threads, median of {args.repeat} runs')
+    print(f"{'shape':<8} {'queries':>7} {'impl':<5} {'fwd ms':>9} {'bwd ms':>9} {'peak MB':>9}")
+    for shape, q, name, fwd, bwd, mem in rows:
+        print(f'{shape:<8} {q:>7} {name:<5} {fwd:>9.1f} {bwd:>9.1f} {mem:>9.1f}')
+    for shape, f in figures.items():
+        print(f"{shape}: fwd x{f['fwd']:.2f}  bwd x{f['bwd']:.2f}  mem x{f['mem']:.2f}  "
+              f"(max |out diff| {f['max_abs_diff_out']:.2e}, "
+              f"max rel grad diff {f['max_rel_diff_grad']:.2e})")
+    if args.json:
+        with open(args.json, 'w') as fh:
+            json.dump(figures, fh, indent=2)
+    enc = figures['encoder']
+    print(f"msda speedup fwd={enc['fwd']:.2f} bwd={enc['bwd']:.2f} mem={enc['mem']:.2f}")
+
+
+if __name__ == '__main__':
+    main()

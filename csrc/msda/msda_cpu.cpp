@@ -1,0 +1,213 @@
+// CPU kernels of multi-scale deformable attention: see msda.h for shapes and conventions.
+//
+// Forward is parallel over (batch, query). Backward is parallel over (batch, head): every
+// (batch, head) slice of grad_value is written by exactly one thread in query order, so the result
+// is deterministic and needs no atomics; the location and weight gradients of a (query, head)
+// belong to that same slice.
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+#include "msda.h"
+
+namespace {
+
+// The four bilinear neighbours of a sampling point, with zero padding outside the map.
+template <typename scalar_t>
+struct Bilinear {
+  int64_t offset[4];  // key index of each corner (y * W + x), or -1 when outside the map
+  scalar_t lh, lw, hh, hw;
+
+  // Returns false when the point lies wholly outside (no corner contributes).
+  bool init(scalar_t loc_x, scalar_t loc_y, int64_t H, int64_t W) {
+    const scalar_t h_im = loc_y * H - scalar_t(0.5);
+    const scalar_t w_im = loc_x * W - scalar_t(0.5);
+    if (!(h_im > -1 && w_im > -1 && h_im < H && w_im < W)) return false;
+    const int64_t h_low = static_cast<int64_t>(std::floor(h_im));
+    const int64_t w_low = static_cast<int64_t>(std::floor(w_im));
+    const int64_t h_high = h_low + 1, w_high = w_low + 1;
+    lh = h_im - h_low;
+    lw = w_im - w_low;
+    hh = 1 - lh;
+    hw = 1 - lw;
+    const bool hl = h_low >= 0, hhv = h_high <= H - 1, wl = w_low >= 0, whv = w_high <= W - 1;
+    offset[0] = (hl && wl) ? h_low * W + w_low : -1;
+    offset[1] = (hl && whv) ? h_low * W + w_high : -1;
+    offset[2] = (hhv && wl) ? h_high * W + w_low : -1;
+    offset[3] = (hhv && whv) ? h_high * W + w_high : -1;
+    return true;
+  }
+
+  void weights(scalar_t *w) const {
+    w[0] = hh * hw;
+    w[1] = hh * lw;
+    w[2] = lh * hw;
+    w[3] = lh * lw;
+  }
+};
+
+void check_inputs(const at::Tensor &value, const at::Tensor &spatial_shapes,
+                  const at::Tensor &level_start_index, const at::Tensor &sampling_loc,
+                  const at::Tensor &attn_weight) {
+  TORCH_CHECK(value.dim() == 4, "value must be (B, S, M, D), got ", value.sizes());
+  TORCH_CHECK(spatial_shapes.dim() == 2 && spatial_shapes.size(1) == 2,
+              "spatial_shapes must be (L, 2), got ", spatial_shapes.sizes());
+  TORCH_CHECK(level_start_index.dim() == 1 && level_start_index.size(0) == spatial_shapes.size(0),
+              "level_start_index must be (L,), got ", level_start_index.sizes());
+  TORCH_CHECK(sampling_loc.dim() == 6 && sampling_loc.size(5) == 2,
+              "sampling_locations must be (B, Q, M, L, P, 2), got ", sampling_loc.sizes());
+  TORCH_CHECK(attn_weight.dim() == 5, "attention_weights must be (B, Q, M, L, P), got ",
+              attn_weight.sizes());
+  TORCH_CHECK(sampling_loc.size(0) == value.size(0) && sampling_loc.size(2) == value.size(2) &&
+                  sampling_loc.size(3) == spatial_shapes.size(0),
+              "sampling_locations ", sampling_loc.sizes(), " does not match value ", value.sizes(),
+              " and ", spatial_shapes.size(0), " levels");
+  TORCH_CHECK(attn_weight.sizes() == sampling_loc.sizes().slice(0, 5),
+              "attention_weights ", attn_weight.sizes(), " does not match sampling_locations ",
+              sampling_loc.sizes());
+  TORCH_CHECK(value.scalar_type() == sampling_loc.scalar_type() &&
+                  value.scalar_type() == attn_weight.scalar_type(),
+              "value, sampling_locations and attention_weights must share a dtype");
+  const int64_t keys = (spatial_shapes.select(1, 0) * spatial_shapes.select(1, 1)).sum().item<int64_t>();
+  TORCH_CHECK(keys == value.size(1), "value has ", value.size(1),
+              " keys but spatial_shapes describe ", keys);
+}
+
+}  // namespace
+
+at::Tensor ms_deform_attn_forward_cpu(const at::Tensor &value_, const at::Tensor &spatial_shapes_,
+                                      const at::Tensor &level_start_index_,
+                                      const at::Tensor &sampling_loc_,
+                                      const at::Tensor &attn_weight_) {
+  check_inputs(value_, spatial_shapes_, level_start_index_, sampling_loc_, attn_weight_);
+  const auto value = value_.contiguous();
+  const auto sampling_loc = sampling_loc_.contiguous();
+  const auto attn_weight = attn_weight_.contiguous();
+  const auto shapes = spatial_shapes_.to(at::kLong).contiguous();
+  const auto starts = level_start_index_.to(at::kLong).contiguous();
+
+  const int64_t B = value.size(0), S = value.size(1), M = value.size(2), D = value.size(3);
+  const int64_t Q = sampling_loc.size(1), L = sampling_loc.size(3), P = sampling_loc.size(4);
+  auto output = at::zeros({B, Q, M * D}, value.options());
+  if (B * Q == 0 || M * D == 0) return output;
+  const int64_t *shape_ptr = shapes.data_ptr<int64_t>();
+  const int64_t *start_ptr = starts.data_ptr<int64_t>();
+
+  AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_forward_cpu", [&] {
+    const scalar_t *value_ptr = value.data_ptr<scalar_t>();
+    const scalar_t *loc_ptr = sampling_loc.data_ptr<scalar_t>();
+    const scalar_t *attn_ptr = attn_weight.data_ptr<scalar_t>();
+    scalar_t *out_ptr = output.data_ptr<scalar_t>();
+    const int64_t key_stride = M * D;
+    at::parallel_for(0, B * Q, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t bq = begin; bq < end; ++bq) {
+        const int64_t b = bq / Q;
+        for (int64_t m = 0; m < M; ++m) {
+          scalar_t *__restrict__ out = out_ptr + (bq * M + m) * D;
+          const int64_t sample_base = (bq * M + m) * L * P;
+          for (int64_t l = 0; l < L; ++l) {
+            const int64_t H = shape_ptr[2 * l], W = shape_ptr[2 * l + 1];
+            const scalar_t *level_value = value_ptr + ((b * S + start_ptr[l]) * M + m) * D;
+            for (int64_t p = 0; p < P; ++p) {
+              const int64_t s = sample_base + l * P + p;
+              Bilinear<scalar_t> bil;
+              if (!bil.init(loc_ptr[2 * s], loc_ptr[2 * s + 1], H, W)) continue;
+              scalar_t cw[4];
+              bil.weights(cw);
+              const scalar_t a = attn_ptr[s];
+              for (int k = 0; k < 4; ++k) {
+                if (bil.offset[k] < 0) continue;
+                const scalar_t w = a * cw[k];
+                const scalar_t *__restrict__ v = level_value + bil.offset[k] * key_stride;
+                for (int64_t c = 0; c < D; ++c) out[c] += w * v[c];
+              }
+            }
+          }
+        }
+      }
+    });
+  });
+  return output;
+}
+
+std::vector<at::Tensor> ms_deform_attn_backward_cpu(
+    const at::Tensor &value_, const at::Tensor &spatial_shapes_,
+    const at::Tensor &level_start_index_, const at::Tensor &sampling_loc_,
+    const at::Tensor &attn_weight_, const at::Tensor &grad_output_) {
+  check_inputs(value_, spatial_shapes_, level_start_index_, sampling_loc_, attn_weight_);
+  const auto value = value_.contiguous();
+  const auto sampling_loc = sampling_loc_.contiguous();
+  const auto attn_weight = attn_weight_.contiguous();
+  const auto grad_output = grad_output_.contiguous();
+  const auto shapes = spatial_shapes_.to(at::kLong).contiguous();
+  const auto starts = level_start_index_.to(at::kLong).contiguous();
+
+  const int64_t B = value.size(0), S = value.size(1), M = value.size(2), D = value.size(3);
+  const int64_t Q = sampling_loc.size(1), L = sampling_loc.size(3), P = sampling_loc.size(4);
+  TORCH_CHECK(grad_output.numel() == B * Q * M * D, "grad_output must be (B, Q, M * D), got ",
+              grad_output.sizes());
+  auto grad_value = at::zeros_like(value);
+  auto grad_loc = at::zeros_like(sampling_loc);
+  auto grad_attn = at::zeros_like(attn_weight);
+  if (B * Q == 0 || M * D == 0) return {grad_value, grad_loc, grad_attn};
+  const int64_t *shape_ptr = shapes.data_ptr<int64_t>();
+  const int64_t *start_ptr = starts.data_ptr<int64_t>();
+
+  AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_backward_cpu", [&] {
+    const scalar_t *value_ptr = value.data_ptr<scalar_t>();
+    const scalar_t *loc_ptr = sampling_loc.data_ptr<scalar_t>();
+    const scalar_t *attn_ptr = attn_weight.data_ptr<scalar_t>();
+    const scalar_t *gout_ptr = grad_output.data_ptr<scalar_t>();
+    scalar_t *gvalue_ptr = grad_value.data_ptr<scalar_t>();
+    scalar_t *gloc_ptr = grad_loc.data_ptr<scalar_t>();
+    scalar_t *gattn_ptr = grad_attn.data_ptr<scalar_t>();
+    const int64_t key_stride = M * D;
+    at::parallel_for(0, B * M, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t bm = begin; bm < end; ++bm) {
+        const int64_t b = bm / M, m = bm % M;
+        for (int64_t q = 0; q < Q; ++q) {
+          const int64_t bq = b * Q + q;
+          const scalar_t *__restrict__ gout = gout_ptr + (bq * M + m) * D;
+          const int64_t sample_base = (bq * M + m) * L * P;
+          for (int64_t l = 0; l < L; ++l) {
+            const int64_t H = shape_ptr[2 * l], W = shape_ptr[2 * l + 1];
+            const int64_t level_offset = ((b * S + start_ptr[l]) * M + m) * D;
+            const scalar_t *level_value = value_ptr + level_offset;
+            scalar_t *level_gvalue = gvalue_ptr + level_offset;
+            for (int64_t p = 0; p < P; ++p) {
+              const int64_t s = sample_base + l * P + p;
+              Bilinear<scalar_t> bil;
+              if (!bil.init(loc_ptr[2 * s], loc_ptr[2 * s + 1], H, W)) continue;
+              scalar_t cw[4];
+              bil.weights(cw);
+              const scalar_t a = attn_ptr[s];
+              // dot[k] = <grad_out, value at corner k>: the sampled value's gradient w.r.t. each
+              // corner weight, from which the attention and location gradients follow.
+              scalar_t dot[4] = {0, 0, 0, 0};
+              for (int k = 0; k < 4; ++k) {
+                if (bil.offset[k] < 0) continue;
+                const scalar_t *__restrict__ v = level_value + bil.offset[k] * key_stride;
+                scalar_t *__restrict__ gv = level_gvalue + bil.offset[k] * key_stride;
+                const scalar_t w = a * cw[k];
+                scalar_t acc = 0;
+                for (int64_t c = 0; c < D; ++c) {
+                  acc += gout[c] * v[c];
+                  gv[c] += w * gout[c];
+                }
+                dot[k] = acc;
+              }
+              gattn_ptr[s] = cw[0] * dot[0] + cw[1] * dot[1] + cw[2] * dot[2] + cw[3] * dot[3];
+              const scalar_t grad_h =
+                  a * (bil.hw * (dot[2] - dot[0]) + bil.lw * (dot[3] - dot[1]));
+              const scalar_t grad_w =
+                  a * (bil.hh * (dot[1] - dot[0]) + bil.lh * (dot[3] - dot[2]));
+              gloc_ptr[2 * s] = grad_w * W;
+              gloc_ptr[2 * s + 1] = grad_h * H;
+            }
+          }
+        }
+      }
+    });
+  });
+  return {grad_value, grad_loc, grad_attn};
+}

@@ -1,0 +1,57 @@
+// Python bindings of perception._ext. Each op dispatches on the device of its inputs.
+#include <torch/extension.h>
+
+#include "msda/msda.h"
+
+namespace {
+
+at::Tensor ms_deform_attn_forward(const at::Tensor &value, const at::Tensor &spatial_shapes,
+                                  const at::Tensor &level_start_index,
+                                  const at::Tensor &sampling_loc, const at::Tensor &attn_weight) {
+  if (value.is_cuda()) {
+#ifdef WITH_CUDA
+    return ms_deform_attn_forward_cuda(value, spatial_shapes, level_start_index, sampling_loc,
+                                       attn_weight);
+#else
+    TORCH_CHECK(false, "perception._ext was built without CUDA; rebuild with FORCE_CUDA=1");
+#endif
+  }
+  return ms_deform_attn_forward_cpu(value, spatial_shapes, level_start_index, sampling_loc,
+                                    attn_weight);
+}
+
+std::vector<at::Tensor> ms_deform_attn_backward(const at::Tensor &value,
+                                                const at::Tensor &spatial_shapes,
+                                                const at::Tensor &level_start_index,
+                                                const at::Tensor &sampling_loc,
+                                                const at::Tensor &attn_weight,
+                                                const at::Tensor &grad_output) {
+  if (value.is_cuda()) {
+#ifdef WITH_CUDA
+    return ms_deform_attn_backward_cuda(value, spatial_shapes, level_start_index, sampling_loc,
+                                        attn_weight, grad_output);
+#else
+    TORCH_CHECK(false, "perception._ext was built without CUDA; rebuild with FORCE_CUDA=1");
+#endif
+  }
+  return ms_deform_attn_backward_cpu(value, spatial_shapes, level_start_index, sampling_loc,
+                                     attn_weight, grad_output);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("ms_deform_attn_forward", &ms_deform_attn_forward,
+        "multi-scale deformable attention, forward", py::arg("value"), py::arg("spatial_shapes"),
+        py::arg("level_start_index"), py::arg("sampling_locations"),
+        py::arg("attention_weights"));
+  m.def("ms_deform_attn_backward", &ms_deform_attn_backward,
+        "multi-scale deformable attention, backward: grads of value, locations, weights",
+        py::arg("value"), py::arg("spatial_shapes"), py::arg("level_start_index"),
+        py::arg("sampling_locations"), py::arg("attention_weights"), py::arg("grad_output"));
+#ifdef WITH_CUDA
+  m.attr("with_cuda") = true;
+#else
+  m.attr("with_cuda") = false;
+#endif
+}
