@@ -1,0 +1,156 @@
+"""KITTI object metric for ``tools/test.py``: the official devkit's numbers, computed on the CPU."""
+import math
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger, print_log
+
+from perception.evaluation.kitti import (CLASSES, check_detections, flat_results, format_table, kitti_eval,
+                                         resolve_min_overlap)
+from perception.fileio.kitti import read_label_file, write_label_file
+from perception.registry import METRICS
+from perception.structures.camera import project_points
+
+
+def _numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def predictions_to_kitti(bboxes_3d,
+                         scores: np.ndarray,
+                         labels: np.ndarray,
+                         class_names: Sequence[str],
+                         cam2img: np.ndarray,
+                         image_shape: Sequence[int],
+                         source: str = 'predictions') -> Dict[str, np.ndarray]:
+    """Turn camera-frame 3D boxes of one image into KITTI result rows.
+
+    - 2D box: the bounding box of the 8 projected corners, clipped to the image (pixel centres
+      0 .. W - 1 and 0 .. H - 1, as KITTI's labels are). A box whose centre is not in front of the
+      camera, or whose projection misses the image, cannot be a KITTI object and is left out, as
+      mmdet3d does.
+    - alpha: the observation angle ``ry - atan2(x, z)``, wrapped to [-pi, pi).
+
+    Args:
+        bboxes_3d: mmdet3d ``CameraInstance3DBoxes`` (N, 7): x, y, z bottom centre, l, h, w, ry.
+        scores: (N,) scores.
+        labels: (N,) indices into ``class_names``.
+        class_names: the dataset's classes.
+        cam2img: (3, 3), (3, 4) or (4, 4) projection of the original image (KITTI ``P2``).
+        image_shape: (H, W) of the original image.
+        source: what error messages name (e.g. the frame).
+
+    Returns:
+        dict of arrays with the keys of :func:`perception.fileio.read_label_file` for detections
+        (``dimensions`` in KITTI's order h, w, l), N' <= N rows.
+
+    Raises:
+        ValueError: a NaN or infinite value, or a negative size, naming ``source`` and the row.
+    """
+    boxes = _numpy(bboxes_3d.tensor)[:, :7].reshape(-1, 7)
+    dets = {
+        'name': np.array([class_names[int(i)] for i in labels], dtype=str),
+        'dimensions': boxes[:, [4, 5, 3]],
+        'location': boxes[:, :3],
+        'rotation_y': boxes[:, 6],
+        'score': np.asarray(scores, dtype=np.float64).reshape(-1),
+    }
+    check_detections(dets, source, list(range(len(boxes))))
+    corners = project_points(_numpy(bboxes_3d.corners).reshape(-1, 8, 3), _numpy(cam2img))
+    bbox = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1).reshape(-1, 4)
+    alpha = boxes[:, 6] - np.arctan2(boxes[:, 0], boxes[:, 2])
+    dets.update(alpha=(alpha + math.pi) % (2 * math.pi) - math.pi, bbox=bbox)
+    height, width = int(image_shape[0]), int(image_shape[1])
+    keep = ((boxes[:, 2] > 0) & (bbox[:, 0] < width - 1) & (bbox[:, 1] < height - 1)
+            & (bbox[:, 2] > 0) & (bbox[:, 3] > 0))
+    dets = {k: v[keep] for k, v in dets.items()}
+    dets['bbox'] = np.clip(dets['bbox'], 0, [width - 1, height - 1, width - 1, height - 1])
+    return dets
+
+
+@METRICS.register_module()
+class KittiMetric(BaseMetric):
+    """KITTI 2D / AOS / BEV / 3D AP (R40 and R11) of monocular 3D detections, as the official devkit.
+
+    Each data sample needs ``pred_instances_3d`` (``bboxes_3d`` a ``CameraInstance3DBoxes``,
+    ``scores_3d``, ``labels_3d``), ``sample_idx`` (the KITTI frame number), the intrinsics of the
+    original image ``ori_cam2img`` (or ``cam2img`` when the pipeline does not change it) and
+    ``ori_shape`` (or ``img_shape``). The ground truth is read from the ``label_2`` files of
+    ``ann_dir``, DontCare rows included, so the numbers are those of
+    ``tools/analysis/kitti_eval.py`` on the same frames.
+
+    Args:
+        ann_dir: the ``label_2`` folder of the evaluated frames; not needed with ``format_only``.
+        iou_set: ``'strict'`` (0.7 / 0.5 / 0.5, official) or ``'loose'`` (0.5 / 0.25 / 0.25).
+        classes: the classes to evaluate, a subset of Car, Pedestrian, Cyclist. Labels are mapped to
+            names with the dataset's ``classes``.
+        format_only: only write ``outfile_prefix/<frame>.txt`` for the KITTI server (an empty file
+            for a frame without detections) and return no metric.
+        outfile_prefix: where to write the result files; with ``format_only`` it is required,
+            otherwise the files are written only when it is given.
+        collect_device: ``'cpu'`` or ``'gpu'``, for collecting results across ranks.
+        prefix: prefix of the metric names, ``kitti/Car_3D_R40_moderate``.
+    """
+    default_prefix = 'kitti'
+
+    def __init__(self,
+                 ann_dir: Optional[str] = None,
+                 iou_set: Union[str, Dict[str, float]] = 'strict',
+                 classes: Sequence[str] = CLASSES,
+                 format_only: bool = False,
+                 outfile_prefix: Optional[str] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if format_only and outfile_prefix is None:
+            raise ValueError('format_only needs outfile_prefix, the folder to write the results to')
+        if not format_only and ann_dir is None:
+            raise ValueError('ann_dir (the label_2 folder of the evaluated frames) is needed to evaluate')
+        self.ann_dir = ann_dir
+        self.classes = list(classes)
+        resolve_min_overlap(iou_set, self.classes)
+        self.iou_set = iou_set
+        self.format_only = format_only
+        self.outfile_prefix = outfile_prefix
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Convert each sample's predictions to KITTI rows and keep them with the frame id."""
+        class_names = (self.dataset_meta or {}).get('classes', CLASSES)
+        for sample in data_samples:
+            if not isinstance(sample, dict):
+                sample = sample.to_dict()
+            pred = sample['pred_instances_3d']
+            frame_id = f'{int(sample["sample_idx"]):06d}'
+            cam2img = sample['ori_cam2img'] if 'ori_cam2img' in sample else sample['cam2img']
+            image_shape = sample['ori_shape'] if 'ori_shape' in sample else sample['img_shape']
+            dets = predictions_to_kitti(pred['bboxes_3d'], _numpy(pred['scores_3d']),
+                                        _numpy(pred['labels_3d']).astype(np.int64), class_names, cam2img,
+                                        image_shape, source=f'predictions of frame {frame_id}')
+            self.results.append({'frame_id': frame_id, 'dets': dets})
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        logger = MMLogger.get_current_instance()
+        if self.outfile_prefix is not None:
+            os.makedirs(self.outfile_prefix, exist_ok=True)
+            for result in results:
+                write_label_file(osp.join(self.outfile_prefix, f'{result["frame_id"]}.txt'), result['dets'],
+                                 with_score=True)
+            print_log(f'{len(results)} KITTI result files written to {self.outfile_prefix}', logger=logger)
+        if self.format_only:
+            return {}
+        gt_annos = []
+        for result in results:
+            path = osp.join(self.ann_dir, f'{result["frame_id"]}.txt')
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'missing ground truth {path} for frame {result["frame_id"]}')
+            gt_annos.append(read_label_file(path, with_score=False))
+        evaluated = kitti_eval(gt_annos, [r['dets'] for r in results], classes=self.classes,
+                               iou_set=self.iou_set)
+        print_log('\n' + format_table(evaluated), logger=logger)
+        return flat_results(evaluated)  # BaseMetric adds the prefix

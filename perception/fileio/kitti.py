@@ -1,0 +1,243 @@
+"""KITTI object text formats: ``label_2`` rows (ground truth and detections) and ``calib`` files.
+
+Every number is parsed as float64, as the official devkit reads them with ``fscanf("%lf")``: several
+official decisions sit exactly on a threshold (truncation 0.15, a box 25.0 px high), and a float32 parser
+can decide them differently.
+
+Unlike the devkit, which reads tokens and silently shifts data after a malformed row, these readers work
+line by line and raise ``ValueError`` naming the file, the line and what was expected.
+
+Label row (15 fields, a 16th ``score`` for detections)::
+
+    type truncated occluded alpha x1 y1 x2 y2 h w l x y z ry [score]
+
+``x1 y1 x2 y2`` is the 2D box in pixels, ``h w l`` the 3D size in metres, ``x y z`` the bottom centre of
+the 3D box in the rectified camera frame (x right, y down, z forward) and ``ry`` the yaw about the camera
+y axis in radians.
+"""
+import math
+import os
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+
+LABEL_FIELDS = ('type', 'truncated', 'occluded', 'alpha', 'x1', 'y1', 'x2', 'y2', 'h', 'w', 'l', 'x',
+                'y', 'z', 'ry', 'score')
+LABEL_KEYS = ('name', 'truncated', 'occluded', 'alpha', 'bbox', 'dimensions', 'location',
+              'rotation_y')
+
+# Shapes of the matrices of a KITTI object ``calib/*.txt`` file, in the order they are written.
+CALIB_SHAPES = {
+    'P0': (3, 4),
+    'P1': (3, 4),
+    'P2': (3, 4),
+    'P3': (3, 4),
+    'R0_rect': (3, 3),
+    'Tr_velo_to_cam': (3, 4),
+    'Tr_imu_to_velo': (3, 4),
+}
+# The KITTI tracking benchmark spells three of the keys differently.
+_CALIB_ALIASES = {'R_rect': 'R0_rect', 'Tr_velo_cam': 'Tr_velo_to_cam', 'Tr_imu_velo': 'Tr_imu_to_velo'}
+
+
+def _parse_float(token: str, path: PathLike, lineno: int, field: str) -> float:
+    try:
+        value = float(token)
+    except ValueError:
+        raise ValueError(
+            f'{path}:{lineno}: field "{field}" must be a number, got {token!r}') from None
+    if not math.isfinite(value):
+        raise ValueError(f'{path}:{lineno}: field "{field}" must be finite, got {token!r}')
+    return value
+
+
+def read_label_rows(path: PathLike,
+                    with_score: Optional[bool] = None) -> Tuple[Dict[str, np.ndarray], List[int]]:
+    """Read a KITTI label file and also return the line number (1-based) of each row.
+
+    The line numbers let callers that check values (e.g. sizes of detections) name the offending
+    line. See :func:`read_label_file` for the arguments and the returned dict.
+    """
+    if with_score is None:
+        allowed = (15, 16)
+    else:
+        allowed = (16, ) if with_score else (15, )
+    expected = ' or '.join(str(n) for n in allowed)
+    names, values, linenos = [], [], []
+    ncols = None
+    with open(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            if len(tokens) not in allowed:
+                raise ValueError(
+                    f'{path}:{lineno}: expected {expected} columns '
+                    f'({" ".join(LABEL_FIELDS[:max(allowed)])}), got {len(tokens)}')
+            if ncols is not None and len(tokens) != ncols:
+                raise ValueError(f'{path}:{lineno}: expected {ncols} columns like the rows above, '
+                                 f'got {len(tokens)}')
+            ncols = len(tokens)
+            row = [
+                _parse_float(tok, path, lineno, field)
+                for tok, field in zip(tokens[1:], LABEL_FIELDS[1:])
+            ]
+            if row[1] != int(row[1]):
+                raise ValueError(
+                    f'{path}:{lineno}: field "occluded" must be an integer, got {tokens[2]!r}')
+            names.append(tokens[0])
+            values.append(row)
+            linenos.append(lineno)
+    if ncols is None:
+        ncols = 16 if with_score else 15
+    table = np.array(values, dtype=np.float64).reshape(len(values), ncols - 1)
+    labels = {
+        'name': np.array(names, dtype=str),
+        'truncated': table[:, 0].copy(),
+        'occluded': table[:, 1].astype(np.int64),
+        'alpha': table[:, 2].copy(),
+        'bbox': table[:, 3:7].copy(),
+        'dimensions': table[:, 7:10].copy(),
+        'location': table[:, 10:13].copy(),
+        'rotation_y': table[:, 13].copy(),
+    }
+    if ncols == 16:
+        labels['score'] = table[:, 14].copy()
+    return labels, linenos
+
+
+def read_label_file(path: PathLike, with_score: Optional[bool] = None) -> Dict[str, np.ndarray]:
+    """Read a KITTI ``label_2`` file (ground truth) or result file (detections).
+
+    Args:
+        path: the text file. An empty file gives arrays of length 0.
+        with_score: ``None`` accepts 15 or 16 columns (every row alike), ``True`` demands 16 and
+            ``False`` 15. An empty file has a ``score`` key only when ``with_score`` is True.
+
+    Returns:
+        dict of numpy arrays with N rows: ``name`` (N,) str, ``truncated`` (N,) float64,
+        ``occluded`` (N,) int64, ``alpha`` (N,) rad, ``bbox`` (N, 4) pixels x1, y1, x2, y2,
+        ``dimensions`` (N, 3) metres in the file's order h, w, l, ``location`` (N, 3) metres
+        x, y, z (bottom centre, camera frame), ``rotation_y`` (N,) rad, and ``score`` (N,) when the
+        file has 16 columns.
+
+    Raises:
+        ValueError: a row with a wrong column count, a non-numeric or non-finite number, or a
+            non-integer ``occluded``; the message names the file and the line.
+    """
+    return read_label_rows(path, with_score)[0]
+
+
+def _format_value(value: float, fmt: str) -> str:
+    return '-1' if value == -1 else fmt.format(value)
+
+
+def write_label_file(path: PathLike, labels: Dict[str, np.ndarray], with_score: bool = False) -> None:
+    """Write rows in the official format, readable by :func:`read_label_file`.
+
+    Ground truth is written with 2 decimals, like the KITTI release. Detections (``with_score=True``)
+    are written with 4 decimals and ``-1 -1`` for truncated and occluded, as submissions to the KITTI
+    server are: the evaluator does not read those two fields. A truncation or size of exactly -1, the
+    format's "no value" (DontCare rows, 2D-only detections), is written as ``-1``. No rows writes an
+    empty file.
+
+    Args:
+        path: the text file to write.
+        labels: dict with the keys and shapes returned by :func:`read_label_file`; ``truncated`` and
+            ``occluded`` are needed for ground truth only, ``score`` for detections only.
+        with_score: write detections (16 columns) instead of ground truth (15 columns).
+    """
+    names = np.asarray(labels['name'])
+    n = len(names)
+    bbox = np.asarray(labels['bbox'], dtype=np.float64).reshape(n, 4)
+    dims = np.asarray(labels['dimensions'], dtype=np.float64).reshape(n, 3)
+    loc = np.asarray(labels['location'], dtype=np.float64).reshape(n, 3)
+    alpha = np.asarray(labels['alpha'], dtype=np.float64).reshape(n)
+    ry = np.asarray(labels['rotation_y'], dtype=np.float64).reshape(n)
+    if with_score:
+        score = np.asarray(labels['score'], dtype=np.float64).reshape(n)
+        head = ['-1 -1'] * n
+        fmt = '{:.4f}'
+    else:
+        truncated = np.asarray(labels['truncated'], dtype=np.float64).reshape(n)
+        occluded = np.asarray(labels['occluded']).reshape(n)
+        head = [f'{_format_value(t, "{:.2f}")} {int(o)}' for t, o in zip(truncated, occluded)]
+        fmt = '{:.2f}'
+    lines = []
+    for i in range(n):
+        fields = [str(names[i]), head[i], fmt.format(alpha[i])]
+        fields += [fmt.format(v) for v in bbox[i]]
+        fields += [_format_value(v, fmt) for v in dims[i]]
+        fields += [fmt.format(v) for v in (*loc[i], ry[i])]
+        if with_score:
+            fields.append(fmt.format(score[i]))
+        lines.append(' '.join(fields) + '\n')
+    with open(path, 'w') as f:
+        f.writelines(lines)
+
+
+def read_calib_file(path: PathLike) -> Dict[str, np.ndarray]:
+    """Read a KITTI object ``calib/*.txt`` file.
+
+    Returns:
+        dict of float64 matrices: ``P0`` .. ``P3`` (3, 4) camera projections of the rectified
+        cameras, ``R0_rect`` (3, 3) rectifying rotation, ``Tr_velo_to_cam`` and ``Tr_imu_to_velo``
+        (3, 4) rigid transforms. Keys missing from the file are absent. The tracking spellings
+        ``R_rect``, ``Tr_velo_cam`` and ``Tr_imu_velo`` are returned under the object names.
+
+    Raises:
+        ValueError: a line without ``key:``, an unknown key, a repeated key, a non-numeric or
+            non-finite number or a wrong count of numbers (naming the file and the line), or a file
+            without any entry.
+    """
+    calib = {}
+    with open(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            key, sep, rest = line.partition(':')
+            key = key.strip()
+            if not sep:
+                raise ValueError(f'{path}:{lineno}: expected "<key>: <numbers>", got {line.strip()!r}')
+            key = _CALIB_ALIASES.get(key, key)
+            if key not in CALIB_SHAPES:
+                raise ValueError(f'{path}:{lineno}: unknown key {key!r}, expected one of '
+                                 f'{", ".join(CALIB_SHAPES)}')
+            if key in calib:
+                raise ValueError(f'{path}:{lineno}: key {key!r} appears twice')
+            shape = CALIB_SHAPES[key]
+            tokens = rest.split()
+            if len(tokens) != shape[0] * shape[1]:
+                raise ValueError(f'{path}:{lineno}: {key} needs {shape[0] * shape[1]} numbers '
+                                 f'({shape[0]}x{shape[1]}), got {len(tokens)}')
+            values = [_parse_float(tok, path, lineno, key) for tok in tokens]
+            calib[key] = np.array(values, dtype=np.float64).reshape(shape)
+    if not calib:
+        raise ValueError(f'{path}: no calibration entry found')
+    return calib
+
+
+def write_calib_file(path: PathLike, calib: Dict[str, np.ndarray]) -> None:
+    """Write a KITTI object ``calib/*.txt`` file, readable by :func:`read_calib_file`.
+
+    Args:
+        path: the text file to write.
+        calib: matrices keyed as :func:`read_calib_file` returns them (any subset); each is written in
+            row-major order with ``%.12e``, in the order P0, P1, P2, P3, R0_rect, Tr_velo_to_cam,
+            Tr_imu_to_velo.
+    """
+    unknown = set(calib) - set(CALIB_SHAPES)
+    if unknown:
+        raise ValueError(f'unknown calibration keys {sorted(unknown)}, expected {list(CALIB_SHAPES)}')
+    lines = []
+    for key, shape in CALIB_SHAPES.items():
+        if key not in calib:
+            continue
+        matrix = np.asarray(calib[key], dtype=np.float64)
+        if matrix.size != shape[0] * shape[1]:
+            raise ValueError(f'{key} must have {shape[0]}x{shape[1]} values, got shape {matrix.shape}')
+        lines.append(f'{key}: ' + ' '.join(f'{v:.12e}' for v in matrix.reshape(-1)) + '\n')
+    with open(path, 'w') as f:
+        f.writelines(lines)
