@@ -1,0 +1,102 @@
+"""Evaluate depth predictions (.npy) against KITTI depth ground-truth PNGs.
+
+    python tools/analysis/depth_eval.py --gt-dir GT --pred-dir PRED --crop garg --scaling median \
+        --min-depth 1e-3 --max-depth 80 --out metrics.json
+
+Every ``GT/<stem>.png`` (uint16, metres * 256, 0 = no data) needs a ``PRED/<stem>.npy`` depth map in
+metres, (H, W) or (1, H, W), at any resolution of the same aspect ratio; it is resized to the ground
+truth bilinearly with half-pixel centres. The metrics are averaged over images, printed, and written
+as JSON.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import Dict, List
+
+import numpy as np
+
+from perception.evaluation.depth.functional import (CROPS, SCALINGS, average_metrics, evaluate_depth,
+                                                    format_metrics_table)
+from perception.fileio.depth import read_depth_png
+
+# A prediction whose aspect ratio differs more than this from the ground truth's is not a resized copy of
+# it (a transposed map, another camera's crop), and resizing would hide the mistake.
+ASPECT_TOLERANCE = 0.05
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--gt-dir', required=True, help='folder of KITTI depth PNGs')
+    parser.add_argument(
+        '--pred-dir', required=True, help='folder of .npy depth maps with the same stems')
+    parser.add_argument('--crop', choices=CROPS, default='garg')
+    parser.add_argument('--scaling', choices=SCALINGS, default='median')
+    parser.add_argument('--min-depth', type=float, default=1e-3)
+    parser.add_argument('--max-depth', type=float, default=80.)
+    parser.add_argument(
+        '--scale-factor',
+        type=float,
+        default=1.,
+        help='fixed factor applied to the predictions first (5.4 for monodepth2 stereo models)')
+    parser.add_argument('--out', help='JSON file to write the metrics to')
+    return parser.parse_args(argv)
+
+
+def load_prediction(path: str, gt_shape) -> np.ndarray:
+    """(h, w) float64 prediction from ``path``, checked against the (H, W) ground-truth shape."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'missing prediction {path} for the ground truth of the same stem')
+    pred = np.load(path)
+    if pred.ndim == 3 and pred.shape[0] == 1:
+        pred = pred[0]
+    if pred.ndim != 2:
+        raise ValueError(f'{path}: expected an (H, W) or (1, H, W) depth map, got shape {pred.shape}')
+    gt_aspect, pred_aspect = gt_shape[1] / gt_shape[0], pred.shape[1] / pred.shape[0]
+    if abs(pred_aspect / gt_aspect - 1) > ASPECT_TOLERANCE:
+        raise ValueError(f'{path}: shape {pred.shape} does not match the ground truth {tuple(gt_shape)} '
+                         f'(aspect ratio {pred_aspect:.3f} vs {gt_aspect:.3f})')
+    if not np.isfinite(pred).all():
+        raise ValueError(f'{path}: {int((~np.isfinite(pred)).sum())} NaN or infinite values')
+    return pred.astype(np.float64)
+
+
+def evaluate_folder(gt_dir: str, pred_dir: str, **protocol) -> Dict[str, float]:
+    """Mean metrics of the predictions in ``pred_dir`` against every PNG of ``gt_dir``."""
+    stems: List[str] = sorted(f[:-4] for f in os.listdir(gt_dir) if f.endswith('.png'))
+    if not stems:
+        raise FileNotFoundError(f'no ground-truth .png in {gt_dir}')
+    per_image = []
+    for stem in stems:
+        gt = read_depth_png(osp.join(gt_dir, f'{stem}.png'))
+        pred_path = osp.join(pred_dir, f'{stem}.npy')
+        pred = load_prediction(pred_path, gt.shape)
+        try:
+            per_image.append(evaluate_depth(pred, gt, **protocol))
+        except ValueError as err:
+            raise ValueError(f'{pred_path}: {err}') from err
+    return average_metrics(per_image)
+
+
+def main(argv=None) -> Dict[str, float]:
+    args = parse_args(argv)
+    metrics = evaluate_folder(
+        args.gt_dir,
+        args.pred_dir,
+        crop=args.crop,
+        scaling=args.scaling,
+        min_depth=args.min_depth,
+        max_depth=args.max_depth,
+        scale_factor=args.scale_factor)
+    print(f'crop={args.crop} scaling={args.scaling} depth range ({args.min_depth}, {args.max_depth})')
+    print(format_metrics_table(metrics))
+    if args.out:
+        out_dir = osp.dirname(osp.abspath(args.out))
+        os.makedirs(out_dir, exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(metrics, f, indent=1)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
