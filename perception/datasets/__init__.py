@@ -1,1 +1,5 @@
+from .kitti_mono3d import KittiMono3DDataset
+from .kitti_raw import KittiRawDepthDataset
+from .transforms import *  # noqa: F401,F403
 
+__all__ = ['KittiMono3DDataset', 'KittiRawDepthDataset']

@@ -1,0 +1,77 @@
+"""KITTI monocular 3D detection dataset on the mmdet3d 1.x info files of ``tools/create_data.py kitti``."""
+from typing import Callable, List, Optional, Union
+
+import numpy as np
+from mmdet3d.datasets import Det3DDataset, KittiDataset
+from mmdet3d.structures import CameraInstance3DBoxes
+
+from perception.registry import DATASETS
+
+
+@DATASETS.register_module()
+class KittiMono3DDataset(KittiDataset):
+    """KITTI frames seen by camera 2, with camera-frame 3D boxes.
+
+    The split is the info file (``kitti_infos_{train,val,trainval,test}.pkl``, built from ``ImageSets``).
+    Classes are chosen with ``metainfo=dict(classes=[...])`` among KITTI's 8 (``KittiDataset.METAINFO``).
+
+    Annotations per frame (``ann_info`` in training, ``eval_ann_info`` in test mode), N objects of the chosen
+    classes:
+
+    - ``gt_bboxes_3d``: :class:`CameraInstance3DBoxes` (N, 7) x, y, z (bottom centre), l, h, w, ry; metres, rad.
+    - ``gt_labels_3d``, ``gt_bboxes_labels``: (N,) int64 indices into the chosen classes.
+    - ``gt_bboxes``: (N, 4) float32 2D boxes x1, y1, x2, y2 (pixels, KITTI labels).
+    - ``centers_2d``: (N, 2) float32 projection of each box's gravity centre with ``cam2img``, pixels.
+    - ``depths``: (N,) float32 projective depth of that centre, metres.
+    - the other instance fields of the info file (``alpha``, ``truncated``, ``occluded``, ``difficulty`` ...).
+    - ``gt_bboxes_ignore``: (M, 4) float32 2D boxes of the DontCare regions.
+    - ``instances``: every label row of the info file, DontCare and unchosen classes included, for evaluation.
+
+    Args:
+        data_root: dataset root.
+        ann_file: info file, relative to ``data_root``.
+        pipeline: transforms.
+        data_prefix: folder of the images, relative to ``data_root``.
+        modality: the camera only by default.
+        default_cam_key: camera whose image, ``cam2img`` and ``lidar2cam`` the pipeline gets.
+        box_type_3d: 'Camera'; other box types go through ``KittiDataset`` (LiDAR-based detection).
+        **kwargs: as ``Det3DDataset`` (``metainfo``, ``test_mode``, ``filter_empty_gt`` ...).
+    """
+
+    def __init__(self,
+                 data_root: str,
+                 ann_file: str,
+                 pipeline: List[Union[dict, Callable]] = [],
+                 data_prefix: dict = dict(img='training/image_2'),
+                 modality: dict = dict(use_camera=True, use_lidar=False),
+                 default_cam_key: str = 'CAM2',
+                 box_type_3d: str = 'Camera',
+                 **kwargs) -> None:
+        if box_type_3d.lower() != 'camera':
+            raise ValueError(f'{self.__class__.__name__} gives camera-frame boxes, got box_type_3d={box_type_3d!r}')
+        super().__init__(data_root=data_root, ann_file=ann_file, pipeline=pipeline, data_prefix=data_prefix,
+                         modality=modality, default_cam_key=default_cam_key, load_type='frame_based',
+                         box_type_3d=box_type_3d, **kwargs)
+
+    def parse_ann_info(self, info: dict) -> Optional[dict]:
+        ann_info = Det3DDataset.parse_ann_info(self, info)
+        if ann_info is None:
+            return dict(
+                gt_bboxes_3d=CameraInstance3DBoxes(np.zeros((0, 7), dtype=np.float32)),
+                gt_labels_3d=np.zeros(0, dtype=np.int64),
+                gt_bboxes=np.zeros((0, 4), dtype=np.float32),
+                gt_bboxes_labels=np.zeros(0, dtype=np.int64),
+                centers_2d=np.zeros((0, 2), dtype=np.float32),
+                depths=np.zeros(0, dtype=np.float32),
+                alpha=np.zeros(0),
+                gt_bboxes_ignore=np.zeros((0, 4), dtype=np.float32),
+                instances=info['instances'])
+        # The info files label DontCare (and only DontCare) with -1; unchosen classes are mapped to -1 above.
+        dontcare = np.array([inst['bbox_label'] == -1 for inst in info['instances']])
+        keep = ann_info['gt_labels_3d'] > -1
+        filtered = {key: value if key == 'instances' else value[keep] for key, value in ann_info.items()}
+        filtered['gt_bboxes_3d'] = CameraInstance3DBoxes(filtered['gt_bboxes_3d'].reshape(-1, 7))
+        filtered['gt_bboxes'] = filtered['gt_bboxes'].reshape(-1, 4)
+        filtered['centers_2d'] = filtered['centers_2d'].reshape(-1, 2)
+        filtered['gt_bboxes_ignore'] = ann_info['gt_bboxes'][dontcare].reshape(-1, 4)
+        return filtered
