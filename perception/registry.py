@@ -1,8 +1,9 @@
 """Registries of perception, children of mmdet3d's.
 
-A config with ``default_scope='perception'`` finds perception's modules by bare name, mmdet3d's through
-the parent (``CameraInstance3DBoxes``, ``Det3DDataPreprocessor`` ...), and mmdet's or mmengine's with a
-scope prefix (``type='mmdet.ResNet'``), exactly as mmdet3d's own configs do.
+A config with ``default_scope='perception'`` finds perception's modules by bare name and mmdet3d's or
+mmdet's with their scope prefix (``type='mmdet3d.Det3DDataPreprocessor'``, ``type='mmdet.ResNet'``), as
+mmdet3d's own configs do for mmdet. (A bare name reaches a parent registry's module only once that
+module was imported, so the prefix is the reliable spelling.)
 """
 from mmdet3d.registry import DATA_SAMPLERS as MMDET3D_DATA_SAMPLERS
 from mmdet3d.registry import DATASETS as MMDET3D_DATASETS

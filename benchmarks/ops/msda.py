@@ -7,12 +7,13 @@ MonoDETR shapes: batch 2, levels 48x160 / 24x80 / 12x40 / 6x20, 8 heads x 32 cha
     python benchmarks/ops/msda.py [--repeat 5] [--threads 2]
 
 Prints a table, then as its last line ``msda speedup fwd=<x> bwd=<y> mem=<z>``: reference / ours on
-the encoder shape, for the forward time, the backward time and the peak memory of forward +
+the encoder shape (realistic sampling locations, see :func:`make_inputs`), for the forward time, the backward time and the peak memory of forward +
 backward. Peak memory is the rise of the peak resident set (VmHWM, reset just before the call)
 of a fresh process over its size before the call.
 """
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -21,16 +22,43 @@ import time
 import torch
 
 LEVELS = [(48, 160), (24, 80), (12, 40), (6, 20)]
-SHAPES = {'encoder': 10200, 'decoder': 550}
+# name: (queries, uniform locations)
+SHAPES = {'encoder': (10200, False), 'decoder': (550, False), 'encoder-uniform': (10200, True)}
 
 
-def make_inputs(num_queries, bs=2, heads=8, channels=32, points=4, seed=0):
+def make_inputs(num_queries, bs=2, heads=8, channels=32, points=4, uniform=False, seed=0):
+    """Inputs at MonoDETR shapes.
+
+    Sampling locations are what the layer produces in a trained model: a reference point per
+    query (the encoder's queries sit on every pixel of every level, as in Deformable DETR; the
+    decoder's are spread over the image) plus offsets of a few pixels on each level (head
+    directions of the Deformable DETR initialisation, point k at k + 1 pixels, plus noise of 2
+    pixels). ``uniform=True`` instead draws them uniformly over the image: a stress case with no
+    memory locality at all.
+    """
     gen = torch.Generator().manual_seed(seed)
     shapes = torch.tensor(LEVELS, dtype=torch.long)
     sizes = shapes.prod(1)
     starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
     value = torch.randn(bs, int(sizes.sum()), heads, channels, generator=gen)
-    loc = torch.rand(bs, num_queries, heads, len(LEVELS), points, 2, generator=gen)
+    loc_shape = (bs, num_queries, heads, len(LEVELS), points, 2)
+    if uniform:
+        loc = torch.rand(*loc_shape, generator=gen)
+    else:
+        if num_queries == int(sizes.sum()):
+            ref = torch.cat([
+                torch.stack(torch.meshgrid((torch.arange(w) + 0.5) / w, (torch.arange(h) + 0.5) / h,
+                                           indexing='xy'), -1).reshape(-1, 2) for h, w in LEVELS
+            ])
+        else:
+            ref = torch.rand(num_queries, 2, generator=gen)
+        theta = torch.arange(heads) * (2 * math.pi / heads)
+        direction = torch.stack([theta.cos(), theta.sin()], -1)
+        direction = direction / direction.abs().max(-1, keepdim=True)[0]
+        pixels = direction[:, None, None, :] * torch.arange(1, points + 1)[None, None, :, None]
+        pixels = pixels + 2 * torch.randn(*loc_shape, generator=gen)
+        wh = shapes.flip(-1).float()[None, None, None, :, None, :]
+        loc = ref[None, :, None, None, None, :] + pixels / wh
     attn = torch.rand(bs, num_queries, heads, len(LEVELS), points, generator=gen).softmax(-1)
     return value, shapes, starts, loc, attn
 
@@ -43,9 +71,9 @@ def get_impl(name):
     return lambda v, s, i, l, a: multi_scale_deformable_attn_pytorch(v, s, l, a)
 
 
-def time_impl(name, num_queries, repeat):
+def time_impl(name, num_queries, repeat, uniform=False):
     fn = get_impl(name)
-    value, shapes, starts, loc, attn = make_inputs(num_queries)
+    value, shapes, starts, loc, attn = make_inputs(num_queries, uniform=uniform)
     fwd, bwd = [], []
     for it in range(repeat + 1):  # the first run warms up
         v, l, a = (t.clone().requires_grad_(True) for t in (value, loc, attn))
@@ -70,11 +98,11 @@ def _status_kb(key):
     raise RuntimeError(f'{key} missing from /proc/self/status')
 
 
-def peak_memory_child(name, num_queries, threads):
+def peak_memory_child(name, num_queries, threads, uniform=False):
     """Runs in a fresh process: the peak extra memory of one forward + backward, in bytes."""
     torch.set_num_threads(threads)
     fn = get_impl(name)
-    value, shapes, starts, loc, attn = make_inputs(num_queries)
+    value, shapes, starts, loc, attn = make_inputs(num_queries, uniform=uniform)
     v, l, a = (t.clone().requires_grad_(True) for t in (value, loc, attn))
     grad = torch.ones(value.shape[0], num_queries, value.shape[2] * value.shape[3])
     with open('/proc/self/clear_refs', 'w') as f:
@@ -85,9 +113,9 @@ def peak_memory_child(name, num_queries, threads):
     return _status_kb('VmHWM') - before
 
 
-def peak_memory(name, num_queries, threads):
+def peak_memory(name, num_queries, threads, uniform=False):
     code = (f'import sys; sys.path.insert(0, {sys.path[0]!r}); import msda; '
-            f'print(msda.peak_memory_child({name!r}, {num_queries}, {threads}))')
+            f'print(msda.peak_memory_child({name!r}, {num_queries}, {threads}, {uniform}))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True, cwd=sys.path[0])
     return int(out.stdout.strip().splitlines()[-1])
@@ -102,11 +130,11 @@ def main():
     torch.set_num_threads(args.threads)
 
     rows, figures = [], {}
-    for shape, num_queries in SHAPES.items():
+    for shape, (num_queries, uniform) in SHAPES.items():
         res = {}
         for name in ('ours', 'mmcv'):
-            fwd, bwd, out, grads = time_impl(name, num_queries, args.repeat)
-            mem = peak_memory(name, num_queries, args.threads)
+            fwd, bwd, out, grads = time_impl(name, num_queries, args.repeat, uniform)
+            mem = peak_memory(name, num_queries, args.threads, uniform)
             res[name] = dict(fwd_ms=fwd, bwd_ms=bwd, peak_mb=mem / 2**20, out=out, grads=grads)
         max_diff = (res['ours']['out'] - res['mmcv']['out']).abs().max().item()
         grad_diff = max((a - b).abs().max().item() / max(b.abs().max().item(), 1e-12)
@@ -122,9 +150,9 @@ def main():
             **{f'{n}_{k}': res[n][k] for n in res for k in ('fwd_ms', 'bwd_ms', 'peak_mb')})
 
     print(f'torch {torch.__version__}, {args.threads} threads, median of {args.repeat} runs')
-    print(f"{'shape':<8} {'queries':>7} {'impl':<5} {'fwd ms':>9} {'bwd ms':>9} {'peak MB':>9}")
+    print(f"{'shape':<16} {'queries':>7} {'impl':<5} {'fwd ms':>9} {'bwd ms':>9} {'peak MB':>9}")
     for shape, q, name, fwd, bwd, mem in rows:
-        print(f'{shape:<8} {q:>7} {name:<5} {fwd:>9.1f} {bwd:>9.1f} {mem:>9.1f}')
+        print(f'{shape:<16} {q:>7} {name:<5} {fwd:>9.1f} {bwd:>9.1f} {mem:>9.1f}')
     for shape, f in figures.items():
         print(f"{shape}: fwd x{f['fwd']:.2f}  bwd x{f['bwd']:.2f}  mem x{f['mem']:.2f}  "
               f"(max |out diff| {f['max_abs_diff_out']:.2e}, "

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <vector>
 
 #include "msda.h"
 
@@ -45,6 +46,19 @@ struct Bilinear {
     w[3] = lh * lw;
   }
 };
+
+// <a, b> over n elements with 8 independent partial sums: a single running sum is a dependency
+// chain the compiler may not reorder (no -ffast-math), which leaves the loop scalar and latency-bound.
+template <typename scalar_t>
+inline scalar_t dot(const scalar_t *__restrict__ a, const scalar_t *__restrict__ b, int64_t n) {
+  scalar_t part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int k = 0; k < 8; ++k) part[k] += a[c + k] * b[c + k];
+  scalar_t acc = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  for (; c < n; ++c) acc += a[c] * b[c];
+  return acc;
+}
 
 void check_inputs(const at::Tensor &value, const at::Tensor &spatial_shapes,
                   const at::Tensor &level_start_index, const at::Tensor &sampling_loc,
@@ -99,12 +113,17 @@ at::Tensor ms_deform_attn_forward_cpu(const at::Tensor &value_, const at::Tensor
     const scalar_t *attn_ptr = attn_weight.data_ptr<scalar_t>();
     scalar_t *out_ptr = output.data_ptr<scalar_t>();
     const int64_t key_stride = M * D;
+    // Up to L * P * 4 corner rows per (query, head): their addresses are gathered and prefetched
+    // first, so that the cache misses of scattered sampling points overlap instead of queueing.
+    const int64_t max_corners = L * P * 4;
     at::parallel_for(0, B * Q, 16, [&](int64_t begin, int64_t end) {
+      std::vector<const scalar_t *> rows(max_corners);
+      std::vector<scalar_t> weights(max_corners);
       for (int64_t bq = begin; bq < end; ++bq) {
         const int64_t b = bq / Q;
         for (int64_t m = 0; m < M; ++m) {
-          scalar_t *__restrict__ out = out_ptr + (bq * M + m) * D;
           const int64_t sample_base = (bq * M + m) * L * P;
+          int64_t n = 0;
           for (int64_t l = 0; l < L; ++l) {
             const int64_t H = shape_ptr[2 * l], W = shape_ptr[2 * l + 1];
             const scalar_t *level_value = value_ptr + ((b * S + start_ptr[l]) * M + m) * D;
@@ -114,14 +133,21 @@ at::Tensor ms_deform_attn_forward_cpu(const at::Tensor &value_, const at::Tensor
               if (!bil.init(loc_ptr[2 * s], loc_ptr[2 * s + 1], H, W)) continue;
               scalar_t cw[4];
               bil.weights(cw);
-              const scalar_t a = attn_ptr[s];
               for (int k = 0; k < 4; ++k) {
                 if (bil.offset[k] < 0) continue;
-                const scalar_t w = a * cw[k];
-                const scalar_t *__restrict__ v = level_value + bil.offset[k] * key_stride;
-                for (int64_t c = 0; c < D; ++c) out[c] += w * v[c];
+                rows[n] = level_value + bil.offset[k] * key_stride;
+                weights[n] = attn_ptr[s] * cw[k];
+                __builtin_prefetch(rows[n]);
+                __builtin_prefetch(rows[n] + D - 1);
+                ++n;
               }
             }
+          }
+          scalar_t *__restrict__ out = out_ptr + (bq * M + m) * D;
+          for (int64_t i = 0; i < n; ++i) {
+            const scalar_t *__restrict__ v = rows[i];
+            const scalar_t w = weights[i];
+            for (int64_t c = 0; c < D; ++c) out[c] += w * v[c];
           }
         }
       }
@@ -163,6 +189,10 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(
     scalar_t *gattn_ptr = grad_attn.data_ptr<scalar_t>();
     const int64_t key_stride = M * D;
     at::parallel_for(0, B * M, 1, [&](int64_t begin, int64_t end) {
+      // As in the forward, the corners of all samples of a query are located and prefetched
+      // (value rows and their gradient rows) before any of them is used.
+      std::vector<Bilinear<scalar_t>> bils(L * P);
+      std::vector<char> inside(L * P);
       for (int64_t bm = begin; bm < end; ++bm) {
         const int64_t b = bm / M, m = bm % M;
         for (int64_t q = 0; q < Q; ++q) {
@@ -172,12 +202,30 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(
           for (int64_t l = 0; l < L; ++l) {
             const int64_t H = shape_ptr[2 * l], W = shape_ptr[2 * l + 1];
             const int64_t level_offset = ((b * S + start_ptr[l]) * M + m) * D;
+            for (int64_t p = 0; p < P; ++p) {
+              const int64_t s = sample_base + l * P + p;
+              Bilinear<scalar_t> &bil = bils[l * P + p];
+              inside[l * P + p] = bil.init(loc_ptr[2 * s], loc_ptr[2 * s + 1], H, W);
+              if (!inside[l * P + p]) continue;
+              for (int k = 0; k < 4; ++k) {
+                if (bil.offset[k] < 0) continue;
+                const int64_t row = level_offset + bil.offset[k] * key_stride;
+                __builtin_prefetch(value_ptr + row);
+                __builtin_prefetch(value_ptr + row + D - 1);
+                __builtin_prefetch(gvalue_ptr + row, 1);
+                __builtin_prefetch(gvalue_ptr + row + D - 1, 1);
+              }
+            }
+          }
+          for (int64_t l = 0; l < L; ++l) {
+            const int64_t H = shape_ptr[2 * l], W = shape_ptr[2 * l + 1];
+            const int64_t level_offset = ((b * S + start_ptr[l]) * M + m) * D;
             const scalar_t *level_value = value_ptr + level_offset;
             scalar_t *level_gvalue = gvalue_ptr + level_offset;
             for (int64_t p = 0; p < P; ++p) {
+              if (!inside[l * P + p]) continue;
               const int64_t s = sample_base + l * P + p;
-              Bilinear<scalar_t> bil;
-              if (!bil.init(loc_ptr[2 * s], loc_ptr[2 * s + 1], H, W)) continue;
+              const Bilinear<scalar_t> &bil = bils[l * P + p];
               scalar_t cw[4];
               bil.weights(cw);
               const scalar_t a = attn_ptr[s];
@@ -189,12 +237,8 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(
                 const scalar_t *__restrict__ v = level_value + bil.offset[k] * key_stride;
                 scalar_t *__restrict__ gv = level_gvalue + bil.offset[k] * key_stride;
                 const scalar_t w = a * cw[k];
-                scalar_t acc = 0;
-                for (int64_t c = 0; c < D; ++c) {
-                  acc += gout[c] * v[c];
-                  gv[c] += w * gout[c];
-                }
-                dot[k] = acc;
+                dot[k] = ::dot(gout, v, D);
+                for (int64_t c = 0; c < D; ++c) gv[c] += w * gout[c];
               }
               gattn_ptr[s] = cw[0] * dot[0] + cw[1] * dot[1] + cw[2] * dot[2] + cw[3] * dot[3];
               const scalar_t grad_h =
