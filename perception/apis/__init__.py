@@ -1,1 +1,1 @@
-
+from .inference import inference_mono3d, init_model

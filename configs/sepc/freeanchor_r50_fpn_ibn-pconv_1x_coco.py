@@ -1,0 +1,11 @@
+# FreeAnchor + iBN + PConv. Integrated BN wants >= 4 images per GPU (authors' advice; ~0.3 AP less with 2).
+_base_ = ['./freeanchor_r50_fpn_1x_coco.py']
+
+model = dict(
+    neck=[
+        {{_base_.fpn}},
+        dict(type='SEPC', in_channels=256, num_levels=5, num_pconvs=4, pconv_deform=False,
+             lcconv_deform=False, ibn=True)
+    ],
+    bbox_head=dict(type='SEPCFreeAnchorRetinaHead', stacked_convs=0))
+train_dataloader = dict(batch_size=4)

@@ -1,0 +1,401 @@
+"""MonoDETR's prediction head (Zhang et al., "MonoDETR: Depth-guided Transformer for Monocular 3D Object
+Detection", ICCV 2023), one set of branches per decoder layer:
+
+- class logits (sigmoid focal loss);
+- the 6-D box ``(x, y, l, r, t, b)``: projected 3D centre and distances to the 2D box sides, normalised by
+  the input size, refined from the layer's reference box in logit space;
+- the 3D size ``(l, h, w)`` in metres (dimension-aware L1);
+- the heading as 12 MultiBin bins + residuals of the observation angle ``alpha = ry - atan2(x, z)`` of the
+  box centre (the official code takes the ray through the 2D box centre instead);
+- the depth, fused from three estimates, with a log-variance ``s`` (Laplacian loss):
+  ``d_reg = 1 / (sigmoid(o) + 1e-6) - 1``, ``d_geo = f * H_3D / h_2D`` and ``d_map``, the weighted depth
+  map sampled at the projected centre; ``d = (d_reg + d_geo + d_map) / 3``.
+
+Coordinates: pixel centres are at integer pixel coordinates (the KITTI convention), so a pixel ``u``
+normalises to ``(u + 0.5) / W``: 0 and 1 are the image edges, as for ``grid_sample(align_corners=False)``
+and the deformable attention. The official code samples ``d_map`` with ``align_corners=True``, off by up
+to half a stride-16 cell.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmdet.models.layers.transformer import MLP, inverse_sigmoid
+from mmdet.utils import reduce_mean
+from mmdet3d.structures import CameraInstance3DBoxes
+from mmengine.model import BaseModule, bias_init_with_prob
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from perception.models.losses import decode_heading
+from perception.registry import MODELS, TASK_UTILS
+from perception.structures.camera import cam2img_to_4x4, transform_boxes_2d, unproject_points
+
+
+def geometric_depth(height_3d: Tensor, box_height: Tensor, focal: Tensor, min_box_height: float = 1.) -> Tensor:
+    """Pinhole depth of an object from its 3D and 2D heights: ``f * H_3D / h_2D``.
+
+    Args:
+        height_3d: (...) 3D heights, metres.
+        box_height: (...) 2D box heights, pixels (clamped to at least ``min_box_height``).
+        focal: (...) vertical focal lengths, pixels (broadcast).
+
+    Returns:
+        (...) depths, metres.
+    """
+    return focal * height_3d / box_height.clamp(min=min_box_height)
+
+
+def inverse_sigmoid_depth(logit: Tensor) -> Tensor:
+    """Directly regressed depth ``1 / (sigmoid(o) + 1e-6) - 1`` (metres) from a logit ``o``."""
+    return 1. / (logit.sigmoid() + 1e-6) - 1.
+
+
+def sample_depth_map(depth_map: Tensor, centers: Tensor) -> Tensor:
+    """Bilinear samples of a depth map at normalised points.
+
+    Args:
+        depth_map: (B, H, W) metres.
+        centers: (B, Q, 2) normalised (x, y), 0 and 1 at the image edges.
+
+    Returns:
+        (B, Q) metres.
+    """
+    grid = (centers * 2 - 1).unsqueeze(2)
+    return F.grid_sample(depth_map.unsqueeze(1), grid, mode='bilinear', align_corners=False)[:, 0, :, 0]
+
+
+def fuse_depth(depth_reg: Tensor, depth_geo: Tensor, depth_map: Tensor) -> Tensor:
+    """MonoDETR's depth: the mean of the regressed, geometric and depth-map estimates."""
+    return (depth_reg + depth_geo + depth_map) / 3
+
+
+def boxes6d_to_xyxy(boxes: Tensor) -> Tensor:
+    """(..., 6) ``(x, y, l, r, t, b)`` to (..., 4) ``(x - l, y - t, x + r, y + b)``."""
+    x, y, left, right, top, bottom = boxes.unbind(-1)
+    return torch.stack([x - left, y - top, x + right, y + bottom], dim=-1)
+
+
+@MODELS.register_module()
+class MonoDETRHead(BaseModule):
+    """Per-layer prediction branches, losses with Group-DETR matching, and decoding.
+
+    Args:
+        num_classes: object classes.
+        embed_dims: channels of the decoder's hidden states.
+        num_pred_layers: decoder layers (one set of branches each).
+        num_heading_bins: MultiBin bins K (the angle branch has 2K outputs).
+        loss_cls: classification loss (sigmoid, background = ``num_classes``).
+        loss_center: L1 loss of the normalised projected centre.
+        loss_bbox: L1 loss of the normalised 2D box sides (l, r, t, b).
+        loss_iou: IoU loss of the 2D boxes.
+        loss_dim: 3D size loss.
+        loss_angle: heading loss on the observation angle.
+        loss_depth: depth loss taking (depth, target, log_variance).
+        loss_depth_map: depth-map loss taking (logits, boxes in map cells, depths).
+        train_cfg: ``assigner`` config.
+        test_cfg: ``max_per_img`` (top-k over queries x classes), ``score_thr`` (on the class
+            probability), ``depth_score`` (multiply the kept scores by the depth confidence
+            ``exp(-s)``, as the official decoder).
+        init_cfg: mmengine initialisation config.
+    """
+
+    def __init__(self,
+                 num_classes: int = 3,
+                 embed_dims: int = 256,
+                 num_pred_layers: int = 3,
+                 num_heading_bins: int = 12,
+                 loss_cls: dict = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                                       loss_weight=2.0),
+                 loss_center: dict = dict(type='mmdet.L1Loss', loss_weight=10.0),
+                 loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=5.0),
+                 loss_iou: dict = dict(type='mmdet.GIoULoss', loss_weight=2.0),
+                 loss_dim: dict = dict(type='DimAwareL1Loss', loss_weight=1.0),
+                 loss_angle: dict = dict(type='MultiBinLoss', num_bins=12, loss_weight=1.0),
+                 loss_depth: dict = dict(type='LaplacianDepthLoss', loss_weight=1.0),
+                 loss_depth_map: dict = dict(type='DDNLoss', loss_weight=1.0),
+                 train_cfg: dict = dict(assigner=dict(
+                     type='GroupHungarianAssigner',
+                     match_costs=[
+                         dict(type='mmdet.FocalLossCost', weight=2.0),
+                         dict(type='InstanceL1Cost', key='lrtb', weight=5.0),
+                         dict(type='mmdet.IoUCost', iou_mode='giou', weight=2.0),
+                         dict(type='InstanceL1Cost', key='centers_2d', weight=10.0),
+                     ])),
+                 test_cfg: dict = dict(max_per_img=50, score_thr=0.2, depth_score=True),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.num_classes = num_classes
+        self.num_heading_bins = num_heading_bins
+        self.num_pred_layers = num_pred_layers
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+        self.assigner = TASK_UTILS.build(train_cfg['assigner'])
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_center = MODELS.build(loss_center)
+        self.loss_bbox = MODELS.build(loss_bbox)
+        self.loss_iou = MODELS.build(loss_iou)
+        self.loss_dim = MODELS.build(loss_dim)
+        self.loss_angle = MODELS.build(loss_angle)
+        self.loss_depth = MODELS.build(loss_depth)
+        self.loss_depth_map = MODELS.build(loss_depth_map)
+
+        def branches(make) -> nn.ModuleList:
+            return nn.ModuleList([make() for _ in range(num_pred_layers)])
+
+        self.cls_branches = branches(lambda: nn.Linear(embed_dims, num_classes))
+        self.reg_branches = branches(lambda: MLP(embed_dims, embed_dims, 6, 3))
+        self.dim_branches = branches(lambda: MLP(embed_dims, embed_dims, 3, 2))
+        self.angle_branches = branches(lambda: MLP(embed_dims, embed_dims, 2 * num_heading_bins, 2))
+        self.depth_branches = branches(lambda: MLP(embed_dims, embed_dims, 2, 2))
+
+    def init_weights(self) -> None:
+        """Class bias at prior 0.01; the first layer's box sides start small (sigmoid(-2) = 0.12), as the
+        official head; later layers refine from their reference."""
+        super().init_weights()
+        for branch in self.cls_branches:
+            nn.init.constant_(branch.bias, bias_init_with_prob(0.01))
+        nn.init.constant_(self.reg_branches[0].layers[-1].bias.data[2:], -2.0)
+
+    # ------------------------------------------------------------------ forward
+
+    def predict_depth(self, layer: int, hidden: Tensor, boxes: Tensor, dims: Tensor, weighted_depth: Tensor,
+                      focal: Tensor, img_height: int) -> Tensor:
+        """Depth and log-variance of each query (the method-specific part: MonoDGP overrides it).
+
+        Args:
+            layer: decoder layer index.
+            hidden: (B, Q, C) hidden states.
+            boxes: (B, Q, 6) normalised boxes.
+            dims: (B, Q, 3) sizes (l, h, w), metres.
+            weighted_depth: (B, H_d, W_d) depth map, metres.
+            focal: (B,) vertical focal lengths of the input images, pixels.
+            img_height: input height, pixels.
+
+        Returns:
+            (B, Q, 2): fused depth (metres) and log-variance.
+        """
+        out = self.depth_branches[layer](hidden)
+        depth_geo = geometric_depth(dims[..., 1], (boxes[..., 4] + boxes[..., 5]) * img_height, focal[:, None])
+        depth_map = sample_depth_map(weighted_depth, boxes[..., :2].detach())
+        depth = fuse_depth(inverse_sigmoid_depth(out[..., 0]), depth_geo, depth_map)
+        return torch.stack([depth, out[..., 1]], dim=-1)
+
+    def forward(self, hidden_states: Tensor, references: Sequence[Tensor], weighted_depth: Tensor,
+                focal: Tensor, img_size: Tuple[int, int]) -> Dict[str, Tensor]:
+        """
+        Args:
+            hidden_states: (L, B, Q, C) decoder outputs.
+            references: L tensors (B, Q, 2 | 6), the reference each layer attended around.
+            weighted_depth: (B, H_d, W_d) depth map of the depth predictor, metres.
+            focal: (B,) vertical focal lengths of the input images, pixels.
+            img_size: (H, W) of the input tensor, pixels.
+
+        Returns:
+            Per-layer predictions: ``cls_scores`` (L, B, Q, num_classes) logits, ``boxes`` (L, B, Q, 6)
+            normalised, ``dims`` (L, B, Q, 3) metres, ``angles`` (L, B, Q, 2K), ``depths`` (L, B, Q, 2).
+        """
+        outputs = dict(cls_scores=[], boxes=[], dims=[], angles=[], depths=[])
+        for layer, (hidden, reference) in enumerate(zip(hidden_states, references)):
+            offsets = self.reg_branches[layer](hidden)
+            logit_ref = inverse_sigmoid(reference)
+            if reference.shape[-1] == 6:
+                boxes = (offsets + logit_ref).sigmoid()
+            else:
+                boxes = torch.cat([offsets[..., :2] + logit_ref, offsets[..., 2:]], dim=-1).sigmoid()
+            dims = self.dim_branches[layer](hidden)
+            outputs['cls_scores'].append(self.cls_branches[layer](hidden))
+            outputs['boxes'].append(boxes)
+            outputs['dims'].append(dims)
+            outputs['angles'].append(self.angle_branches[layer](hidden))
+            outputs['depths'].append(
+                self.predict_depth(layer, hidden, boxes, dims, weighted_depth, focal, img_size[0]))
+        return {key: torch.stack(value) for key, value in outputs.items()}
+
+    # ------------------------------------------------------------------ targets and losses
+
+    @staticmethod
+    def focal_lengths(batch_img_metas: Sequence[dict], like: Tensor) -> Tensor:
+        """(B,) vertical focal length ``cam2img[1, 1]`` of each input image, pixels (KITTI's ``f_u`` and
+        ``f_v`` are equal; the official code reads ``f_u``)."""
+        return like.new_tensor([float(np.asarray(meta['cam2img'])[1, 1]) for meta in batch_img_metas])
+
+    def get_gt_instances(self, gt_instances_3d: InstanceData, gt_instances: InstanceData,
+                         img_size: Tuple[int, int]) -> InstanceData:
+        """Training targets of one image.
+
+        Args:
+            gt_instances_3d: ``bboxes_3d`` (CameraInstance3DBoxes), ``labels_3d``, ``centers_2d`` (pixels)
+                and ``depths`` (metres).
+            gt_instances: the same objects' 2D ``bboxes`` (x1, y1, x2, y2 pixels).
+            img_size: (H, W) of the input tensor.
+
+        Returns:
+            N objects with ``labels``, normalised ``centers_2d`` (N, 2), ``lrtb`` (N, 4), ``bboxes``
+            (N, 4) xyxy, ``depths`` (N,), ``dims`` (N, 3) l, h, w, ``alphas`` (N,) and ``pixel_bboxes``.
+        """
+        if len(gt_instances_3d) != len(gt_instances):
+            raise ValueError(f'{len(gt_instances_3d)} 3D objects but {len(gt_instances)} 2D boxes: '
+                             'the 2D and 3D annotations must list the same objects')
+        height, width = img_size
+        labels = gt_instances_3d.labels_3d
+        device = labels.device
+        scale = torch.tensor([width, height], dtype=torch.float32, device=device)
+        pixel_bboxes = gt_instances.bboxes.to(device=device, dtype=torch.float32).reshape(-1, 4)
+        centers = (gt_instances_3d.centers_2d.to(device=device, dtype=torch.float32).reshape(-1, 2) + 0.5) / scale
+        bboxes = (pixel_bboxes + 0.5) / scale.repeat(2)
+        # A centre outside its box (dropped by the pipeline's filter) would give negative sides.
+        lrtb = torch.stack([centers[:, 0] - bboxes[:, 0], bboxes[:, 2] - centers[:, 0],
+                            centers[:, 1] - bboxes[:, 1], bboxes[:, 3] - centers[:, 1]], dim=-1).clamp(min=0)
+        boxes_3d = gt_instances_3d.bboxes_3d.tensor.to(device=device, dtype=torch.float32)
+        alphas = boxes_3d[:, 6] - torch.atan2(boxes_3d[:, 0], boxes_3d[:, 2])
+        return InstanceData(
+            labels=labels.long(), centers_2d=centers, lrtb=lrtb, bboxes=boxes6d_to_xyxy(torch.cat([centers, lrtb], 1)),
+            depths=gt_instances_3d.depths.to(device=device, dtype=torch.float32).reshape(-1),
+            dims=boxes_3d[:, 3:6], alphas=alphas, pixel_bboxes=pixel_bboxes)
+
+    def loss(self, hidden_states: Tensor, references: Sequence[Tensor], weighted_depth: Tensor,
+             depth_logits: Tensor, batch_data_samples: Sequence, img_size: Tuple[int, int],
+             num_groups: int = 1) -> Dict[str, Tensor]:
+        """Forward and losses; arguments as :meth:`forward` and :meth:`loss_by_feat`."""
+        batch_img_metas = [sample.metainfo for sample in batch_data_samples]
+        outputs = self(hidden_states, references, weighted_depth, self.focal_lengths(batch_img_metas,
+                                                                                     weighted_depth), img_size)
+        batch_gt = [
+            self.get_gt_instances(sample.gt_instances_3d, sample.gt_instances, img_size)
+            for sample in batch_data_samples
+        ]
+        return self.loss_by_feat(outputs, depth_logits, batch_gt, img_size, num_groups)
+
+    def loss_by_feat(self, outputs: Dict[str, Tensor], depth_logits: Tensor, batch_gt: List[InstanceData],
+                     img_size: Tuple[int, int], num_groups: int = 1) -> Dict[str, Tensor]:
+        """Losses of every decoder layer (the last one unprefixed, earlier ones ``d{i}.``) and of the
+        depth map.
+
+        Args:
+            outputs: as returned by :meth:`forward`.
+            depth_logits: (B, N + 1, H_d, W_d) depth-map logits.
+            batch_gt: per image, as returned by :meth:`get_gt_instances`.
+            img_size: (H, W) of the input tensor.
+            num_groups: query groups G; each object is matched once per group.
+        """
+        num_objects = sum(len(gt) for gt in batch_gt) * num_groups
+        avg_factor = reduce_mean(depth_logits.new_tensor(num_objects)).clamp(min=1).item()
+        losses = {}
+        for layer in range(self.num_pred_layers):
+            layer_outputs = {key: value[layer] for key, value in outputs.items()}
+            prefix = '' if layer == self.num_pred_layers - 1 else f'd{layer}.'
+            for name, value in self.loss_by_layer(layer_outputs, batch_gt, avg_factor, num_groups).items():
+                losses[prefix + name] = value
+
+        map_height, map_width = depth_logits.shape[-2:]
+        cell_scale = depth_logits.new_tensor([map_width / img_size[1], map_height / img_size[0]]).repeat(2)
+        losses['loss_depth_map'] = self.loss_depth_map(
+            depth_logits, [(gt.pixel_bboxes + 0.5) * cell_scale for gt in batch_gt], [gt.depths for gt in batch_gt])
+        return losses
+
+    def loss_by_layer(self, outputs: Dict[str, Tensor], batch_gt: List[InstanceData], avg_factor: float,
+                      num_groups: int) -> Dict[str, Tensor]:
+        """Match the queries of one layer to the objects and compute its losses.
+
+        Args:
+            outputs: one layer of :meth:`forward`'s outputs, (B, Q, ...) each.
+            batch_gt: per image targets.
+            avg_factor: number of matches over the batch (objects x groups), the loss divisor.
+            num_groups: query groups.
+        """
+        cls_scores, boxes = outputs['cls_scores'], outputs['boxes']
+        batch_size, num_queries = cls_scores.shape[:2]
+        labels = cls_scores.new_full((batch_size, num_queries), self.num_classes, dtype=torch.long)
+        batch_index, query_index, gt_index = [], [], []
+        for image, gt in enumerate(batch_gt):
+            with torch.no_grad():
+                preds = InstanceData(scores=cls_scores[image], centers_2d=boxes[image, :, :2],
+                                     lrtb=boxes[image, :, 2:], bboxes=boxes6d_to_xyxy(boxes[image]))
+                assign = self.assigner.assign(preds, gt, num_groups=num_groups)
+            matched = torch.nonzero(assign.gt_inds > 0).squeeze(1)
+            batch_index.append(torch.full_like(matched, image))
+            query_index.append(matched)
+            gt_index.append(assign.gt_inds[matched] - 1)
+            labels[image, matched] = gt.labels[gt_index[-1]]
+
+        batch_index, query_index = torch.cat(batch_index), torch.cat(query_index)
+
+        def gather(key: str) -> Tensor:
+            return torch.cat([getattr(gt, key)[index] for gt, index in zip(batch_gt, gt_index)])
+
+        pred_boxes = boxes[batch_index, query_index]
+        depths = outputs['depths'][batch_index, query_index]
+        return dict(
+            loss_cls=self.loss_cls(cls_scores.flatten(0, 1), labels.flatten(), avg_factor=avg_factor),
+            loss_center=self.loss_center(pred_boxes[:, :2], gather('centers_2d'), avg_factor=avg_factor),
+            loss_bbox=self.loss_bbox(pred_boxes[:, 2:], gather('lrtb'), avg_factor=avg_factor),
+            loss_iou=self.loss_iou(boxes6d_to_xyxy(pred_boxes), gather('bboxes'), avg_factor=avg_factor),
+            loss_depth=self.loss_depth(depths[:, 0], gather('depths'), log_variance=depths[:, 1],
+                                       avg_factor=avg_factor),
+            loss_dim=self.loss_dim(outputs['dims'][batch_index, query_index], gather('dims'),
+                                   avg_factor=avg_factor),
+            loss_angle=self.loss_angle(outputs['angles'][batch_index, query_index], gather('alphas'),
+                                       avg_factor=avg_factor))
+
+    # ------------------------------------------------------------------ inference
+
+    def predict(self, hidden_states: Tensor, references: Sequence[Tensor], weighted_depth: Tensor,
+                batch_data_samples: Sequence,
+                img_size: Tuple[int, int]) -> Tuple[List[InstanceData], List[InstanceData]]:
+        """Forward and decoding of the last layer; see :meth:`predict_by_feat`."""
+        batch_img_metas = [sample.metainfo for sample in batch_data_samples]
+        outputs = self(hidden_states, references, weighted_depth, self.focal_lengths(batch_img_metas, weighted_depth),
+                       img_size)
+        return self.predict_by_feat({key: value[-1] for key, value in outputs.items()}, batch_img_metas, img_size)
+
+    def predict_by_feat(self, outputs: Dict[str, Tensor], batch_img_metas: Sequence[dict],
+                        img_size: Tuple[int, int]) -> Tuple[List[InstanceData], List[InstanceData]]:
+        """Top-k decoding into camera-frame 3D boxes.
+
+        Args:
+            outputs: one layer of :meth:`forward`'s outputs, (B, Q, ...) each.
+            batch_img_metas: ``cam2img`` of the input image (after the test pipeline) and, optionally,
+                ``img_aug_matrix`` (original pixels to input pixels) for the 2D boxes.
+            img_size: (H, W) of the input tensor.
+
+        Returns:
+            Per image, the 3D results (``bboxes_3d`` CameraInstance3DBoxes in the camera frame of the
+            original image, ``scores_3d``, ``labels_3d``) and the 2D ones (``bboxes`` in original image
+            pixels, ``scores``, ``labels``).
+        """
+        height, width = img_size
+        results_3d, results_2d = [], []
+        for image, meta in enumerate(batch_img_metas):
+            prob = outputs['cls_scores'][image].sigmoid()
+            k = min(self.test_cfg.get('max_per_img', 50), prob.numel())
+            scores, index = prob.flatten().topk(k)
+            query, labels = index // self.num_classes, index % self.num_classes
+            keep = scores >= self.test_cfg.get('score_thr', 0.)
+            scores, query, labels = scores[keep], query[keep], labels[keep]
+            depth, log_variance = outputs['depths'][image, query].unbind(-1)
+            if self.test_cfg.get('depth_score', True):
+                scores = scores * (-log_variance).exp()
+
+            boxes = outputs['boxes'][image, query]
+            scale = boxes.new_tensor([width, height])
+            centers = boxes[:, :2] * scale - 0.5
+            cam2img = cam2img_to_4x4(torch.as_tensor(np.asarray(meta['cam2img']), dtype=torch.float64)).to(boxes)
+            gravity_centers = unproject_points(torch.cat([centers, depth[:, None]], dim=-1), cam2img)
+            # untrained heads can output non-positive sizes, which box overlaps cannot take
+            dims = outputs['dims'][image, query].clamp(min=1e-2)
+            alphas = decode_heading(outputs['angles'][image, query], self.num_heading_bins)
+            yaws = alphas + torch.atan2(gravity_centers[:, 0], gravity_centers[:, 2])
+            yaws = torch.remainder(yaws + math.pi, 2 * math.pi) - math.pi
+            bboxes_3d = CameraInstance3DBoxes(torch.cat([gravity_centers, dims, yaws[:, None]], dim=-1),
+                                              box_dim=7, origin=(0.5, 0.5, 0.5))
+            results_3d.append(InstanceData(bboxes_3d=bboxes_3d, scores_3d=scores, labels_3d=labels))
+
+            bboxes_2d = boxes6d_to_xyxy(boxes) * scale.repeat(2) - 0.5
+            if 'img_aug_matrix' in meta:
+                inverse = torch.linalg.inv(torch.as_tensor(np.asarray(meta['img_aug_matrix']), dtype=torch.float64))
+                bboxes_2d = transform_boxes_2d(bboxes_2d.double(), inverse.to(bboxes_2d.device)).to(boxes)
+            results_2d.append(InstanceData(bboxes=bboxes_2d, scores=scores, labels=labels))
+        return results_3d, results_2d

@@ -1,0 +1,3 @@
+from .monodetr import MonoDETR
+
+__all__ = ['MonoDETR']

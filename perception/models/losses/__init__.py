@@ -1,0 +1,5 @@
+from .ranking_loss import DepthRankingLoss, depth_ranking_loss, sample_ranking_groups
+from .ddn_loss import DDNLoss, build_ddn_target, softmax_focal_loss
+from .dim_aware_loss import DimAwareL1Loss
+from .laplacian_depth_loss import LaplacianDepthLoss, laplacian_depth_loss
+from .multibin_loss import MultiBinLoss, decode_heading, encode_heading

@@ -1,0 +1,62 @@
+"""perception.apis: init_model + inference_mono3d on a tiny MonoDETR."""
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmdet3d.structures import CameraInstance3DBoxes
+
+from perception.apis import inference_mono3d, init_model
+from tests.models.test_monodetr_model import tiny_model_cfg
+
+P2 = np.array([[721.5, 0., 609.6, 44.9], [0., 721.5, 172.9, 0.2], [0., 0., 1., 0.003]])
+
+
+@pytest.fixture(scope='module')
+def model_and_checkpoint(tmp_path_factory):
+    cfg = tiny_model_cfg()
+    cfg.model.test_cfg = dict(max_per_img=50, score_thr=0., depth_score=True)
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match='random initialisation'):
+        source = init_model(cfg)
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
+    torch.save({'state_dict': source.state_dict(), 'meta': {'dataset_meta': {'classes': ['Ped', 'Cyc', 'Car']}}},
+               path)
+    with pytest.warns(UserWarning, match='random initialisation'):
+        model = init_model(cfg, str(path), device='cpu')
+    return source, model, path
+
+
+def test_init_model_loads_the_checkpoint(model_and_checkpoint):
+    source, model, _ = model_and_checkpoint
+    assert not model.training
+    assert model.dataset_meta['classes'] == ['Ped', 'Cyc', 'Car']
+    for (name, a), b in zip(source.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_inference_on_an_array_and_a_file(model_and_checkpoint, tmp_path):
+    _, model, _ = model_and_checkpoint
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (150, 500, 3), dtype=np.uint8)
+    bboxes_3d, scores, labels = inference_mono3d(model, image, P2)
+    assert isinstance(bboxes_3d, CameraInstance3DBoxes)
+    # top-k 50 of 10 queries x 3 classes, none under the zero threshold
+    assert len(bboxes_3d) == scores.shape[0] == labels.shape[0] == 30
+    assert labels.max() < 3 and torch.isfinite(bboxes_3d.tensor).all()
+
+    path = tmp_path / 'frame.png'
+    cv2.imwrite(str(path), image)
+    from_file = inference_mono3d(model, str(path), np.vstack([P2, [0., 0., 0., 1.]]))
+    torch.testing.assert_close(from_file[0].tensor, bboxes_3d.tensor)
+    torch.testing.assert_close(from_file[1], scores)
+
+
+def test_inference_rejects_bad_input(model_and_checkpoint, tmp_path):
+    _, model, _ = model_and_checkpoint
+    image = np.zeros((150, 500, 3), np.uint8)
+    with pytest.raises(ValueError, match='non-finite'):
+        inference_mono3d(model, image, np.full((3, 4), np.nan))
+    with pytest.raises(FileNotFoundError, match='missing.png'):
+        inference_mono3d(model, str(tmp_path / 'missing.png'), P2)
+    with pytest.raises(ValueError, match='3x3, 3x4 or 4x4'):
+        inference_mono3d(model, image, np.eye(2))

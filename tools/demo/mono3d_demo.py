@@ -1,0 +1,59 @@
+"""Detect 3D objects in one image and draw them:
+
+    python tools/demo/mono3d_demo.py IMAGE CALIB CONFIG CKPT --out PNG [--device cpu] [--score-thr 0.2]
+
+CALIB is a KITTI calibration file (its ``P2`` projects into the image). The PNG shows the projected 3D
+boxes with class and score, and the bird's-eye view beside it.
+"""
+import argparse
+
+import cv2
+import numpy as np
+
+from perception.apis import inference_mono3d, init_model
+from perception.fileio import read_calib_file
+from perception.visualization import camera_boxes_to_bev, draw_bev, draw_camera_boxes3d
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Monocular 3D detection on one image')
+    parser.add_argument('image', help='image file')
+    parser.add_argument('calib', help='KITTI calibration file (P2 projects into the image)')
+    parser.add_argument('config', help='model config')
+    parser.add_argument('checkpoint', help='local checkpoint')
+    parser.add_argument('--out', required=True, help='output PNG')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda:0' ...")
+    parser.add_argument('--score-thr', type=float, default=0.2,
+                        help='keep detections whose class probability reaches this (the model\'s score_thr)')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    calib = read_calib_file(args.calib)
+    if 'P2' not in calib:
+        raise ValueError(f'{args.calib}: no P2 entry')
+    image = cv2.imread(args.image)
+    if image is None:
+        raise ValueError(f'{args.image}: cannot read the image')
+    model = init_model(args.config, args.checkpoint, device=args.device,
+                       cfg_options={'model.test_cfg.score_thr': args.score_thr})
+    bboxes_3d, scores, labels = inference_mono3d(model, image, calib['P2'])
+    boxes, scores, labels = bboxes_3d.tensor.numpy(), scores.numpy(), labels.numpy()
+    classes = model.dataset_meta.get('classes') or [str(i) for i in range(int(labels.max(initial=0)) + 1)]
+    names = [classes[label] for label in labels]
+    for name, score, box in zip(names, scores, boxes):
+        print(f'{name:>10s} {score:.2f}  x {box[0]:6.2f} y {box[1]:5.2f} z {box[2]:6.2f} m  '
+              f'l {box[3]:.2f} h {box[4]:.2f} w {box[5]:.2f} m  yaw {box[6]:+.2f} rad')
+
+    drawn = draw_camera_boxes3d(image, boxes, calib['P2'], labels=names,
+                                texts=[f'{n} {s:.2f}' for n, s in zip(names, scores)])
+    bev = draw_bev(camera_boxes_to_bev(boxes), labels=names, resolution=70. / drawn.shape[0])
+    canvas = np.concatenate([drawn, cv2.resize(bev, (bev.shape[1], drawn.shape[0]))], axis=1)
+    if not cv2.imwrite(args.out, canvas):
+        raise OSError(f'{args.out}: cannot write the image')
+    print(f'{len(boxes)} detections drawn to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
