@@ -23,7 +23,7 @@ STATIC = 0
 # object then fall strictly outside the label box instead of on its bottom face.
 GROUND_Z = -0.005
 
-# Procedural patterns (see ``_solid_albedo``).
+# Procedural patterns (see ``_solid_factor``).
 GROUND, PAINT, STRIPES, CHECKER, WINDOWS, FOLIAGE, GRAIN = range(7)
 _SLOT_COLORS = {'dark': (38, 38, 44), 'skin': (224, 180, 150)}
 _SLOT_REFLECTANCE = {'paint': 0.6, 'dark': 0.1, 'skin': 0.3, 'cloth': 0.25}
@@ -84,20 +84,23 @@ def _pixel_rays_cached(K: tuple, width: int, height: int) -> np.ndarray:
     return rays
 
 
-@functools.lru_cache(maxsize=16)
-def _camera_dirs_cached(K: tuple, rotation: tuple, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
-    """World-frame ray directions (H * W, 3) float32 of a camera with ``rotation`` (its cam2world
-    rotation, row-major) and the sky colour (H * W, 3) uint8 of every one of them.
+@functools.lru_cache(maxsize=6)
+def _camera_rays_cached(K: tuple, rotation: bytes, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The rays (H * W, 6) float32 of a camera with ``rotation`` (the bytes of its (3, 3) float64
+    cam2world rotation): world-frame directions in columns 3-5 (columns 0-2, the origin, are left to the
+    caller), and the sky colour (H * W, 3) uint8 of each.
 
     Both depend on the orientation only, so a stereo pair, a sequence driving straight or the frames of a
     dataset from one rig share them instead of recomputing them per image.
     """
-    rays = _pixel_rays_cached(K, width, height)
-    dirs = rays @ np.array(rotation).reshape(3, 3).T.astype(np.float32)
+    rotation = np.frombuffer(rotation, dtype=np.float64).reshape(3, 3)
+    dirs = _pixel_rays_cached(K, width, height) @ rotation.T.astype(np.float32)
+    rays = np.zeros((len(dirs), 6), np.float32)
+    rays[:, 3:] = dirs
     sky = np.clip(World._sky(dirs), 0, 255).astype(np.uint8)
-    dirs.flags.writeable = False
+    rays.flags.writeable = False
     sky.flags.writeable = False
-    return dirs, sky
+    return rays, sky
 
 
 @functools.lru_cache(maxsize=8)
@@ -111,12 +114,6 @@ def _lidar_rays_cached(elevations: tuple, num_azimuth: int) -> Tuple[np.ndarray,
 
 # A fixed table of values in [0, 1): texture grain repeats every 64 cells, far beyond what a frame shows.
 _NOISE = np.random.default_rng(20240601).random(64**3, dtype=np.float32)
-
-
-def _hash_noise(cells: np.ndarray) -> np.ndarray:
-    """Deterministic value in [0, 1) per integer cell (N, 3): texture grain without a random state."""
-    c = cells.astype(np.int64) & 63
-    return _NOISE[(c[:, 0] << 12) | (c[:, 1] << 6) | c[:, 2]]
 
 
 class World:
@@ -215,6 +212,10 @@ class World:
         rays = np.empty((len(dirs), 6), np.float32)
         rays[:, :3] = origins
         rays[:, 3:] = dirs
+        return self._cast(rays, track_id)
+
+    def _cast(self, rays: np.ndarray, track_id: Optional[int] = None):
+        """:meth:`cast` of rays (N, 6) float32 (origin, direction) in the world frame."""
         scene = self._scene if track_id is None else self._solo_scene(track_id)
         ans = scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=self.nthreads)
         t_hit = ans['t_hit'].numpy()
@@ -233,10 +234,13 @@ class World:
     def render(self, K: np.ndarray, cam2world: np.ndarray, width: int, height: int) -> CameraView:
         """Render a pinhole camera with intrinsics ``K`` (3, 3) at pose ``cam2world`` (4, 4)."""
         cam2world = np.asarray(cam2world, dtype=np.float64)
-        dirs, sky = _camera_dirs_cached(tuple(np.asarray(K, dtype=np.float64).reshape(-1)),
-                                        tuple(cam2world[:3, :3].reshape(-1)), width, height)
+        rays, sky = _camera_rays_cached(tuple(np.asarray(K, dtype=np.float64).reshape(-1)),
+                                        cam2world[:3, :3].tobytes(), width, height)
         origin = cam2world[:3, 3].astype(np.float32)
-        t_hit, prim = self.cast(origin, dirs)
+        rays = rays.copy()
+        rays[:, :3] = origin
+        dirs = rays[:, 3:]
+        t_hit, prim = self._cast(rays)
         image = np.empty((len(dirs), 3), np.uint8)
         depth = np.empty(len(dirs), np.float32)
         instance = np.empty(len(dirs), np.int32)
@@ -259,19 +263,12 @@ class World:
         t_hit, prim = self.cast(lidar2world[:3, 3], dirs)
         keep = (prim >= 0) & (t_hit >= min_range) & (t_hit <= max_range)
         prim, t = prim[keep], t_hit[keep]
-        normals = self._normals(prim, dirs[keep])
-        # Lambertian return: the stronger the more head-on the beam meets the surface.
-        cos = np.abs((normals * dirs[keep]).sum(-1))
+        # Lambertian return: the stronger the more head-on the beam meets the surface (which side the
+        # normal faces does not change |cos|).
+        cos = np.abs((self.tri_normal[prim] * dirs[keep]).sum(-1))
         intensity = self.tri_reflect[prim] * (0.3 + 0.7 * cos)
         return LidarScan((local[keep] * t[:, None]).astype(np.float32), intensity.astype(np.float32),
                          ring[keep], self.tri_instance[prim].astype(np.int32))
-
-    def _normals(self, prim: np.ndarray, dirs: np.ndarray) -> np.ndarray:
-        """Unit normals (N, 3) of the hit triangles, turned to face the incoming rays."""
-        n = self.tri_normal[prim]
-        facing = np.einsum('ij,ij->i', n, dirs) > 0
-        n[facing] *= -1
-        return n
 
     @staticmethod
     def _sky(dirs: np.ndarray) -> np.ndarray:
@@ -279,15 +276,17 @@ class World:
         return (1 - up) * np.float32([205, 218, 232]) + up * np.float32([110, 150, 205])
 
 
-# Per-pixel shading, compiled: one pass over the frame instead of a dozen numpy passes over it. The
-# arithmetic is float32, as numpy does it on float32 arrays (python constants rounded to float32 first;
-# the pattern factors that numpy takes from float64 ``np.where`` tables are multiplied in float64).
+# Per-pixel shading, compiled with numba (a dependency of mmdet3d; ``cache=True`` keeps the machine code
+# in __pycache__): one pass over the frame instead of a dozen numpy passes over it. The arithmetic is
+# float32 as in the former numpy version on float32 arrays (python constants rounded to float32 first, the
+# stripe/checker/window factors multiplied in float64), so images are the same to the bit.
 _F = np.float32
 
 
 @njit(cache=True, nogil=True, error_model='numpy')
 def _noise(x, y, z, cell, noise):
-    """``_hash_noise`` of the cell of size ``cell`` holding point (x, y, z)."""
+    """Deterministic value in [0, 1) of the cell of size ``cell`` holding point (x, y, z): texture grain
+    without a random state."""
     i = np.int64(np.floor(x / cell)) & 63
     j = np.int64(np.floor(y / cell)) & 63
     k = np.int64(np.floor(z / cell)) & 63

@@ -243,6 +243,20 @@ def _polygons_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     return True
 
 
+def _circles(polys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Centres (K, 2) and L1 radii (K,) of the bounding circles of ``_polygons_overlap`` for (K, 4, 2)
+    polygons."""
+    centers = polys.mean(1)
+    return centers, np.abs(polys - centers[:, None]).sum(2).max(1)
+
+
+def _near(poly: np.ndarray, polys: np.ndarray, centers: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """The polygons of ``polys`` (K, 4, 2) that the bounding circles of ``_polygons_overlap`` do not
+    separate from ``poly`` (4, 2): the same test, for all of them at once."""
+    (center, ), (radius, ) = _circles(poly[None])
+    return polys[np.abs(centers - center).sum(1) <= radii + radius]
+
+
 @dataclass
 class Ego:
     """The recording car: a footprint (for collision checks) and a smooth trajectory.
@@ -300,7 +314,9 @@ def sample_objects(rng: np.random.Generator, street: Street, classes: Dict[str, 
     names = list(weights)
     probs = np.array([weights[n] for n in names], dtype=np.float64)
     probs /= probs.sum()
-    fixed = [_footprint(s.center, s.size, s.yaw, 0.1) for s in street.structures if s.kind in ('pole', 'trunk')]
+    fixed = np.array([_footprint(s.center, s.size, s.yaw, 0.1) for s in street.structures
+                      if s.kind in ('pole', 'trunk')]).reshape(-1, 4, 2)
+    fixed_circles = _circles(fixed)
     placed: List[SceneObject] = []
     tracks: List[List[np.ndarray]] = []
     ego_tracks = [ego.footprint_at(t, 0.5) for t in times]
@@ -321,7 +337,8 @@ def sample_objects(rng: np.random.Generator, street: Street, classes: Dict[str, 
                    any(_polygons_overlap(f, g) for f, g in zip(obj_tracks, other))
                    for other_obj, other in zip(placed, tracks)):
                 continue
-            if any(_polygons_overlap(f, g) for f in _distinct(obj_tracks) for g in fixed):
+            if any(_polygons_overlap(f, g)
+                   for f in _distinct(obj_tracks) for g in _near(f, fixed, *fixed_circles)):
                 continue
             obj.track_id = len(placed)
             placed.append(obj)
