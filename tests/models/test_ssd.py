@@ -105,6 +105,8 @@ def test_ssd300_train_step_and_predict():
     model_cfg.backbone.init_cfg = None
     model_cfg.bbox_head.num_classes = 3
     model = MODELS.build(model_cfg)
+    # As the Runner does: SSDVGG's L2Norm scale is uninitialised memory until init_weights().
+    model.init_weights()
     meta = dict(img_shape=(300, 300), ori_shape=(300, 300), scale_factor=(1.0, 1.0), pad_shape=(300, 300),
                 batch_input_shape=(300, 300))
     sample = DetDataSample(metainfo=meta)
