@@ -112,8 +112,7 @@ def test_ssd300_train_step_and_predict():
     sample = DetDataSample(metainfo=meta)
     sample.gt_instances = InstanceData(
         bboxes=torch.tensor([[40., 50., 200., 220.]]), labels=torch.tensor([1]))
-    # A normalised image, as the data preprocessor gives: raw 0-255 pixels through a random-init
-    # VGG16 can overflow to NaN.
+    # A normalised image, as the data preprocessor gives.
     image = torch.randn(1, 3, 300, 300)
     feats = model.extract_feat(image)
     assert [tuple(f.shape[-2:]) for f in feats] == SSD300_MAPS
