@@ -14,6 +14,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from perception.structures.camera import project_points
+
 from .geometry import transform_points
 from .render import World
 from .scene import SceneObject
@@ -42,9 +44,7 @@ def project_box(corners_cam: np.ndarray, P: np.ndarray) -> np.ndarray:
             pts.append(a + (NEAR - a[2]) / (b[2] - a[2]) * (b - a))
     if not pts:
         return None
-    pts = np.array(pts)
-    uvw = pts @ P[:, :3].T + P[:, 3]
-    uv = uvw[:, :2] / uvw[:, 2:3]
+    uv = project_points(np.array(pts), P)
     return np.concatenate([uv.min(0), uv.max(0)])
 
 
