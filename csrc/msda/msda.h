@@ -14,6 +14,11 @@
 
 #include <vector>
 
+// Shapes, dtypes and devices of the inputs (both devices): clear errors instead of bad reads.
+void msda_check_inputs(const at::Tensor &value, const at::Tensor &spatial_shapes,
+                       const at::Tensor &level_start_index, const at::Tensor &sampling_loc,
+                       const at::Tensor &attn_weight);
+
 at::Tensor ms_deform_attn_forward_cpu(const at::Tensor &value, const at::Tensor &spatial_shapes,
                                       const at::Tensor &level_start_index,
                                       const at::Tensor &sampling_loc, const at::Tensor &attn_weight);

@@ -60,33 +60,6 @@ inline scalar_t dot(const scalar_t *__restrict__ a, const scalar_t *__restrict__
   return acc;
 }
 
-void check_inputs(const at::Tensor &value, const at::Tensor &spatial_shapes,
-                  const at::Tensor &level_start_index, const at::Tensor &sampling_loc,
-                  const at::Tensor &attn_weight) {
-  TORCH_CHECK(value.dim() == 4, "value must be (B, S, M, D), got ", value.sizes());
-  TORCH_CHECK(spatial_shapes.dim() == 2 && spatial_shapes.size(1) == 2,
-              "spatial_shapes must be (L, 2), got ", spatial_shapes.sizes());
-  TORCH_CHECK(level_start_index.dim() == 1 && level_start_index.size(0) == spatial_shapes.size(0),
-              "level_start_index must be (L,), got ", level_start_index.sizes());
-  TORCH_CHECK(sampling_loc.dim() == 6 && sampling_loc.size(5) == 2,
-              "sampling_locations must be (B, Q, M, L, P, 2), got ", sampling_loc.sizes());
-  TORCH_CHECK(attn_weight.dim() == 5, "attention_weights must be (B, Q, M, L, P), got ",
-              attn_weight.sizes());
-  TORCH_CHECK(sampling_loc.size(0) == value.size(0) && sampling_loc.size(2) == value.size(2) &&
-                  sampling_loc.size(3) == spatial_shapes.size(0),
-              "sampling_locations ", sampling_loc.sizes(), " does not match value ", value.sizes(),
-              " and ", spatial_shapes.size(0), " levels");
-  TORCH_CHECK(attn_weight.sizes() == sampling_loc.sizes().slice(0, 5),
-              "attention_weights ", attn_weight.sizes(), " does not match sampling_locations ",
-              sampling_loc.sizes());
-  TORCH_CHECK(value.scalar_type() == sampling_loc.scalar_type() &&
-                  value.scalar_type() == attn_weight.scalar_type(),
-              "value, sampling_locations and attention_weights must share a dtype");
-  const int64_t keys = (spatial_shapes.select(1, 0) * spatial_shapes.select(1, 1)).sum().item<int64_t>();
-  TORCH_CHECK(keys == value.size(1), "value has ", value.size(1),
-              " keys but spatial_shapes describe ", keys);
-}
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MSDA_TARGET_CLONES __attribute__((target_clones("arch=haswell", "default")))
 #else
@@ -243,11 +216,43 @@ MSDA_INSTANTIATE(double)
 
 }  // namespace
 
+void msda_check_inputs(const at::Tensor &value, const at::Tensor &spatial_shapes,
+                       const at::Tensor &level_start_index, const at::Tensor &sampling_loc,
+                       const at::Tensor &attn_weight) {
+  TORCH_CHECK(sampling_loc.device() == value.device() && attn_weight.device() == value.device(),
+              "value, sampling_locations and attention_weights must be on one device, got ",
+              value.device(), ", ", sampling_loc.device(), " and ", attn_weight.device());
+  TORCH_CHECK(value.dim() == 4, "value must be (B, S, M, D), got ", value.sizes());
+  TORCH_CHECK(spatial_shapes.dim() == 2 && spatial_shapes.size(1) == 2,
+              "spatial_shapes must be (L, 2), got ", spatial_shapes.sizes());
+  TORCH_CHECK(level_start_index.dim() == 1 && level_start_index.size(0) == spatial_shapes.size(0),
+              "level_start_index must be (L,), got ", level_start_index.sizes());
+  TORCH_CHECK(sampling_loc.dim() == 6 && sampling_loc.size(5) == 2,
+              "sampling_locations must be (B, Q, M, L, P, 2), got ", sampling_loc.sizes());
+  TORCH_CHECK(attn_weight.dim() == 5, "attention_weights must be (B, Q, M, L, P), got ",
+              attn_weight.sizes());
+  TORCH_CHECK(sampling_loc.size(0) == value.size(0) && sampling_loc.size(2) == value.size(2) &&
+                  sampling_loc.size(3) == spatial_shapes.size(0),
+              "sampling_locations ", sampling_loc.sizes(), " does not match value ", value.sizes(),
+              " and ", spatial_shapes.size(0), " levels");
+  TORCH_CHECK(attn_weight.sizes() == sampling_loc.sizes().slice(0, 5),
+              "attention_weights ", attn_weight.sizes(), " does not match sampling_locations ",
+              sampling_loc.sizes());
+  TORCH_CHECK(value.scalar_type() == sampling_loc.scalar_type() &&
+                  value.scalar_type() == attn_weight.scalar_type(),
+              "value, sampling_locations and attention_weights must share a dtype, got ",
+              value.scalar_type(), ", ", sampling_loc.scalar_type(), " and ",
+              attn_weight.scalar_type());
+  const int64_t keys = (spatial_shapes.select(1, 0) * spatial_shapes.select(1, 1)).sum().item<int64_t>();
+  TORCH_CHECK(keys == value.size(1), "value has ", value.size(1),
+              " keys but spatial_shapes describe ", keys);
+}
+
 at::Tensor ms_deform_attn_forward_cpu(const at::Tensor &value_, const at::Tensor &spatial_shapes_,
                                       const at::Tensor &level_start_index_,
                                       const at::Tensor &sampling_loc_,
                                       const at::Tensor &attn_weight_) {
-  check_inputs(value_, spatial_shapes_, level_start_index_, sampling_loc_, attn_weight_);
+  msda_check_inputs(value_, spatial_shapes_, level_start_index_, sampling_loc_, attn_weight_);
   const auto value = value_.contiguous();
   const auto sampling_loc = sampling_loc_.contiguous();
   const auto attn_weight = attn_weight_.contiguous();
@@ -275,7 +280,7 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(
     const at::Tensor &value_, const at::Tensor &spatial_shapes_,
     const at::Tensor &level_start_index_, const at::Tensor &sampling_loc_,
     const at::Tensor &attn_weight_, const at::Tensor &grad_output_) {
-  check_inputs(value_, spatial_shapes_, level_start_index_, sampling_loc_, attn_weight_);
+  msda_check_inputs(value_, spatial_shapes_, level_start_index_, sampling_loc_, attn_weight_);
   const auto value = value_.contiguous();
   const auto sampling_loc = sampling_loc_.contiguous();
   const auto attn_weight = attn_weight_.contiguous();

@@ -123,8 +123,7 @@ at::Tensor ms_deform_attn_forward_cuda(const at::Tensor &value_, const at::Tenso
                                        const at::Tensor &level_start_index,
                                        const at::Tensor &sampling_loc_,
                                        const at::Tensor &attn_weight_) {
-  TORCH_CHECK(sampling_loc_.is_cuda() && attn_weight_.is_cuda(),
-              "all inputs of ms_deform_attn must be on the value's device");
+  msda_check_inputs(value_, spatial_shapes, level_start_index, sampling_loc_, attn_weight_);
   const c10::cuda::CUDAGuard guard(value_.device());
   const auto value = value_.contiguous();
   const auto loc = sampling_loc_.contiguous();
@@ -150,6 +149,11 @@ std::vector<at::Tensor> ms_deform_attn_backward_cuda(
     const at::Tensor &value_, const at::Tensor &spatial_shapes,
     const at::Tensor &level_start_index, const at::Tensor &sampling_loc_,
     const at::Tensor &attn_weight_, const at::Tensor &grad_output_) {
+  msda_check_inputs(value_, spatial_shapes, level_start_index, sampling_loc_, attn_weight_);
+  TORCH_CHECK(grad_output_.is_cuda() && grad_output_.numel() == value_.size(0) *
+                  sampling_loc_.size(1) * value_.size(2) * value_.size(3),
+              "grad_output must be (B, Q, M * D) on the value's device, got ",
+              grad_output_.sizes());
   const c10::cuda::CUDAGuard guard(value_.device());
   const auto value = value_.contiguous();
   const auto loc = sampling_loc_.contiguous();

@@ -217,3 +217,14 @@ def test_cuda_matches_cpu():
         outs = (out.detach(), value.grad, loc.grad, attn.grad)
         for a, b in zip(outs, cpu):
             torch.testing.assert_close(a.cpu(), b, rtol=1e-4, atol=1e-4 * max(1, b.abs().max().item()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_errors_are_clear():
+    value, shapes, starts, loc, attn = (t.cuda() for t in make_inputs([(4, 4)]))
+    with pytest.raises(RuntimeError, match='keys but spatial_shapes describe'):
+        multi_scale_deformable_attn(value[:, :-1], shapes, starts, loc, attn)
+    with pytest.raises(RuntimeError, match='share a dtype'):
+        MultiScaleDeformableAttnFunction.apply(value, shapes, starts, loc.double(), attn)
+    with pytest.raises(RuntimeError, match='on one device'):
+        MultiScaleDeformableAttnFunction.apply(value, shapes, starts, loc.cpu(), attn)
