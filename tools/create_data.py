@@ -3,6 +3,7 @@
     python tools/create_data.py kitti --root data/kitti [--out-dir DIR] [--with-plane] [--no-lidar]
     python tools/create_data.py synthetic-kitti --out data/synthkitti --num-train 400 --num-val 100 --seed 0
     python tools/create_data.py synthetic-kitti-raw | synthetic-nuscenes --out DIR --seed N [--force]
+    python tools/create_data.py synthetic-coco --src data/synthkitti --out data/synthcoco [--generate] [--force]
 
 Each dataset is one subcommand: an ``add_<name>_parser(subparsers)`` function declares its arguments and sets
 ``func`` to the function that runs it with the parsed arguments.
@@ -10,6 +11,7 @@ Each dataset is one subcommand: an ``add_<name>_parser(subparsers)`` function de
 import argparse
 
 from perception.datasets.converters.kitti_converter import create_kitti_infos
+from perception.datasets.converters.synthcoco_converter import create_synthcoco
 from perception.datasets.synthetic.cli import add_synthetic_parsers
 
 
@@ -30,10 +32,32 @@ def add_kitti_parser(subparsers) -> None:
     parser.set_defaults(func=run_kitti)
 
 
+def run_synthetic_coco(args: argparse.Namespace) -> None:
+    create_synthcoco(args.src, args.out, generate=args.generate, num_train=args.num_train, num_val=args.num_val,
+                     seed=args.seed, workers=args.workers, force=args.force)
+
+
+def add_synthetic_coco_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'synthetic-coco', help='left images and 2D boxes of KITTI-layout frames (the synthetic world) as COCO '
+        'annotations/instances_{train,val}.json + train/, val/ (the *_synthcoco 2D detector configs)')
+    parser.add_argument('--src', default='data/synthkitti',
+                        help='KITTI object layout to read (default: data/synthkitti); rendered first when missing')
+    parser.add_argument('--out', default='data/synthcoco', help='output folder (default: data/synthcoco)')
+    parser.add_argument('--generate', action='store_true',
+                        help='render the synthetic KITTI world into --src when it is an empty folder')
+    parser.add_argument('--num-train', type=int, default=400, help='frames to render for train, if rendering')
+    parser.add_argument('--num-val', type=int, default=100, help='frames to render for val, if rendering')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the rendered world, if rendering')
+    parser.add_argument('--workers', type=int, default=2, help='rendering processes, if rendering')
+    parser.add_argument('--force', action='store_true', help='empty a non-empty --out first')
+    parser.set_defaults(func=run_synthetic_coco)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest='dataset', required=True, metavar='DATASET')
-    for add_parser in (add_kitti_parser, add_synthetic_parsers):
+    for add_parser in (add_kitti_parser, add_synthetic_parsers, add_synthetic_coco_parser):
         add_parser(subparsers)
     return parser.parse_args(argv)
 
