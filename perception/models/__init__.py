@@ -4,3 +4,4 @@ from . import layers  # noqa: F401
 from . import necks  # noqa: F401
 from . import task_modules  # noqa: F401
 from . import detectors  # noqa: F401
+from . import depth  # noqa: F401
