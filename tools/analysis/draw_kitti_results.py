@@ -1,0 +1,88 @@
+"""Draw KITTI result files next to the ground truth: projected 3D boxes on the image (predictions in
+their class colour with scores, ground truth in white) and the bird's-eye view beside it.
+
+    python tools/analysis/draw_kitti_results.py --root data/synthkitti --results DIR --out FILE.png \
+        [--frames 000800 000801 ...] [--num 4] [--score-thr 0.2]
+
+``DIR`` holds ``<frame>.txt`` files in the KITTI format (what ``KittiMetric`` writes with
+``outfile_prefix``). Without ``--frames``, the first ``--num`` frames of ``DIR`` are drawn. One PNG
+stacks one row per frame.
+"""
+import argparse
+import os.path as osp
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from perception.fileio import read_calib_file, read_label_file
+from perception.visualization import camera_boxes_to_bev, draw_bev, draw_camera_boxes3d
+
+WHITE = (255, 255, 255)
+
+
+def label_boxes(labels: dict) -> np.ndarray:
+    """(N, 7) camera boxes (x, y, z, l, h, w, ry) of a KITTI label dict (dimensions are h, w, l)."""
+    h, w, l = labels['dimensions'].T
+    return np.concatenate([labels['location'], np.stack([l, h, w], 1), labels['rotation_y'][:, None]],
+                          1).reshape(-1, 7)
+
+
+def draw_frame(image: np.ndarray, calib: dict, gt: dict, det: dict, score_thr: float = 0.2,
+               bev_range: float = 60.) -> np.ndarray:
+    """One row: the image with ground truth (white) and detections, then the BEV at the image's height."""
+    keep_gt = gt['name'] != 'DontCare'
+    gt_boxes = label_boxes(gt)[keep_gt]
+    keep = det['score'] >= score_thr if 'score' in det else np.ones(len(det['name']), bool)
+    det_boxes, names, scores = label_boxes(det)[keep], det['name'][keep], det.get('score', np.ones(0))[keep]
+    drawn = draw_camera_boxes3d(image, gt_boxes, calib['P2'], colors=[WHITE] * len(gt_boxes), thickness=1)
+    drawn = draw_camera_boxes3d(drawn, det_boxes, calib['P2'], labels=list(names),
+                                texts=[f'{n} {s:.2f}' for n, s in zip(names, scores)])
+    res = bev_range / drawn.shape[0]
+    bev = draw_bev(camera_boxes_to_bev(gt_boxes), colors=[WHITE] * len(gt_boxes), x_range=(0., bev_range),
+                   y_range=(-bev_range / 2, bev_range / 2), resolution=res, thickness=1)
+    bev = draw_bev(camera_boxes_to_bev(det_boxes), labels=list(names), x_range=(0., bev_range),
+                   y_range=(-bev_range / 2, bev_range / 2), resolution=res, image=bev)
+    bev = cv2.resize(bev, (bev.shape[1], drawn.shape[0]))
+    return np.concatenate([drawn, bev], 1)
+
+
+def draw_results(root: str, results: str, out: str, frames=None, num: int = 4, score_thr: float = 0.2,
+                 split_dir: str = 'training') -> str:
+    """Draw the frames' rows into ``out``; returns ``out``."""
+    if frames is None:
+        frames = sorted(p.stem for p in Path(results).glob('*.txt'))[:num]
+    if not frames:
+        raise FileNotFoundError(f'{results}: no KITTI result files (<frame>.txt)')
+    rows = []
+    for frame in frames:
+        base = osp.join(root, split_dir)
+        image = cv2.imread(osp.join(base, 'image_2', f'{frame}.png'))
+        if image is None:
+            raise FileNotFoundError(f'{base}/image_2/{frame}.png: cannot read the image')
+        row = draw_frame(image, read_calib_file(osp.join(base, 'calib', f'{frame}.txt')),
+                         read_label_file(osp.join(base, 'label_2', f'{frame}.txt')),
+                         read_label_file(osp.join(results, f'{frame}.txt'), with_score=True), score_thr)
+        cv2.putText(row, frame, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, WHITE, 1, cv2.LINE_AA)
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    if not cv2.imwrite(out, np.concatenate(rows, 0)):
+        raise OSError(f'{out}: cannot write the image')
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--root', required=True, help='KITTI-layout dataset root (training/image_2, ...)')
+    parser.add_argument('--results', required=True, help='folder of KITTI result files')
+    parser.add_argument('--out', required=True, help='output PNG')
+    parser.add_argument('--frames', nargs='*', help='frame ids (default: the first --num results)')
+    parser.add_argument('--num', type=int, default=4)
+    parser.add_argument('--score-thr', type=float, default=0.2)
+    args = parser.parse_args()
+    print(draw_results(args.root, args.results, args.out, args.frames, args.num, args.score_thr))
+
+
+if __name__ == '__main__':
+    main()
