@@ -12,6 +12,7 @@ outputs of the two variants are compared first. The last line is
 """
 import argparse
 import copy
+import logging
 import statistics
 import time
 import warnings
@@ -82,6 +83,7 @@ def main():
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         ours = MODELS.build(cfg.model)
+    logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter init report
     ours.init_weights()
     models = {'ours': ours, 'mmcv': use_mmcv(copy.deepcopy(ours))}
 
