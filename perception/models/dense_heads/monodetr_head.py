@@ -22,13 +22,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmdet.models.layers.transformer import MLP, inverse_sigmoid
+from mmdet.models.layers.transformer import MLP
 from mmdet.utils import reduce_mean
 from mmdet3d.structures import CameraInstance3DBoxes
 from mmengine.model import BaseModule, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from perception.models.layers.depthaware_transformer import refine_reference_boxes
 from perception.models.losses import decode_heading
 from perception.registry import MODELS, TASK_UTILS
 from perception.structures.camera import cam2img_to_4x4, transform_boxes_2d, unproject_points
@@ -199,12 +200,7 @@ class MonoDETRHead(BaseModule):
         """
         outputs = dict(cls_scores=[], boxes=[], dims=[], angles=[], depths=[])
         for layer, (hidden, reference) in enumerate(zip(hidden_states, references)):
-            offsets = self.reg_branches[layer](hidden)
-            logit_ref = inverse_sigmoid(reference)
-            if reference.shape[-1] == 6:
-                boxes = (offsets + logit_ref).sigmoid()
-            else:
-                boxes = torch.cat([offsets[..., :2] + logit_ref, offsets[..., 2:]], dim=-1).sigmoid()
+            boxes = refine_reference_boxes(reference, self.reg_branches[layer](hidden))
             dims = self.dim_branches[layer](hidden)
             outputs['cls_scores'].append(self.cls_branches[layer](hidden))
             outputs['boxes'].append(boxes)
@@ -301,7 +297,8 @@ class MonoDETRHead(BaseModule):
         """Match the queries of one layer to the objects and compute its losses.
 
         Args:
-            outputs: one layer of :meth:`forward`'s outputs, (B, Q, ...) each.
+            outputs: one layer of :meth:`forward`'s outputs, (B, Q, ...) each; with only
+                ``cls_scores`` and ``boxes`` (a 2D decoder's layer) only the 2D losses are computed.
             batch_gt: per image targets.
             avg_factor: number of matches over the batch (objects x groups), the loss divisor.
             num_groups: query groups.
@@ -327,18 +324,22 @@ class MonoDETRHead(BaseModule):
             return torch.cat([getattr(gt, key)[index] for gt, index in zip(batch_gt, gt_index)])
 
         pred_boxes = boxes[batch_index, query_index]
-        depths = outputs['depths'][batch_index, query_index]
-        return dict(
+        losses = dict(
             loss_cls=self.loss_cls(cls_scores.flatten(0, 1), labels.flatten(), avg_factor=avg_factor),
             loss_center=self.loss_center(pred_boxes[:, :2], gather('centers_2d'), avg_factor=avg_factor),
             loss_bbox=self.loss_bbox(pred_boxes[:, 2:], gather('lrtb'), avg_factor=avg_factor),
-            loss_iou=self.loss_iou(boxes6d_to_xyxy(pred_boxes), gather('bboxes'), avg_factor=avg_factor),
+            loss_iou=self.loss_iou(boxes6d_to_xyxy(pred_boxes), gather('bboxes'), avg_factor=avg_factor))
+        if 'depths' not in outputs:
+            return losses
+        depths = outputs['depths'][batch_index, query_index]
+        losses.update(
             loss_depth=self.loss_depth(depths[:, 0], gather('depths'), log_variance=depths[:, 1],
                                        avg_factor=avg_factor),
             loss_dim=self.loss_dim(outputs['dims'][batch_index, query_index], gather('dims'),
                                    avg_factor=avg_factor),
             loss_angle=self.loss_angle(outputs['angles'][batch_index, query_index], gather('alphas'),
                                        avg_factor=avg_factor))
+        return losses
 
     # ------------------------------------------------------------------ inference
 

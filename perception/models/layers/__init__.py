@@ -2,4 +2,4 @@ from .adamixer import AdaMixerStage, AdaptiveMixing, SubqueryPointSampler, sampl
 from .depth_bins import depth_to_lid_index, lid_bin_centers, lid_bin_size
 from .depth_predictor import DepthPredictor, interpolate_embedding
 from .depthaware_transformer import (DepthAwareDecoder, DepthAwareDecoderLayer, DepthAwareTransformer,
-                                     VisualEncoder, VisualEncoderLayer)
+                                     VisualEncoder, VisualEncoderLayer, refine_reference_boxes)

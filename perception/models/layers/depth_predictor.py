@@ -51,7 +51,7 @@ class DepthPredictor(BaseModule):
         dropout: dropout of the depth encoder.
         num_norm_groups: groups of the GroupNorms.
         with_depth_pos_embed: add the interpolated depth positional embedding to the depth embeddings
-            (MonoDETR does; MonoDGP drops it).
+            (MonoDETR does; MonoDGP drops it, and the table is then not built).
         init_cfg: mmengine initialisation config.
     """
 
@@ -90,7 +90,9 @@ class DepthPredictor(BaseModule):
                                batch_first=True),
             ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=feedforward_channels, num_fcs=2,
                          ffn_drop=dropout, act_cfg=dict(type='ReLU', inplace=True)))
-        self.depth_pos_embed = nn.Embedding(int(depth_max) + 1, embed_dims)
+        # only built when used: a parameter without gradient stalls DistributedDataParallel
+        if with_depth_pos_embed:
+            self.depth_pos_embed = nn.Embedding(int(depth_max) + 1, embed_dims)
 
     def interpolate_depth_embed(self, depth: Tensor) -> Tensor:
         """Depth positional embedding at a depth map.

@@ -53,6 +53,24 @@ class VisualEncoder(DeformableDetrTransformerEncoder):
         self.embed_dims = self.layers[0].embed_dims
 
 
+def refine_reference_boxes(reference_points: Tensor, offsets: Tensor) -> Tensor:
+    """One step of iterative box refinement in logit space.
+
+    Args:
+        reference_points: (..., 2 | 6) normalised reference points or boxes ``(x, y, l, r, t, b)``.
+        offsets: (..., 6) predicted offsets.
+
+    Returns:
+        (..., 6) ``sigmoid(offsets + logit(reference))``; a 2-D reference gives x, y only, the sides
+        come from the offsets alone.
+    """
+    if reference_points.shape[-1] == 6:
+        refined = offsets + inverse_sigmoid(reference_points)
+    else:
+        refined = torch.cat([offsets[..., :2] + inverse_sigmoid(reference_points), offsets[..., 2:]], dim=-1)
+    return refined.sigmoid()
+
+
 class DepthAwareDecoderLayer(BaseModule):
     """Depth cross-attention, group self-attention, deformable cross-attention, FFN.
 
@@ -131,13 +149,16 @@ class DepthAwareDecoder(BaseModule):
 
     Args:
         num_layers: decoder layers.
-        layer_cfg: keyword arguments of :class:`DepthAwareDecoderLayer`.
+        layer_cfg: keyword arguments of :attr:`layer_type` (:class:`DepthAwareDecoderLayer`).
     """
+
+    # subclasses swap the layer and keep the refinement (MonoDGP's 2D decoder)
+    layer_type = DepthAwareDecoderLayer
 
     def __init__(self, num_layers: int = 3, layer_cfg: dict = dict(), init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.num_layers = num_layers
-        self.layers = ModuleList([DepthAwareDecoderLayer(**layer_cfg) for _ in range(num_layers)])
+        self.layers = ModuleList([self.layer_type(**layer_cfg) for _ in range(num_layers)])
         self.embed_dims = self.layers[0].embed_dims
 
     def forward(self, query: Tensor, query_pos: Optional[Tensor], value: Tensor, reference_points: Tensor,
@@ -149,8 +170,8 @@ class DepthAwareDecoder(BaseModule):
                 :meth:`DepthAwareDecoderLayer.forward`.
             reference_points: (B, G * Q, 2 | 6) initial normalised reference points or boxes.
             reg_branches: one module per layer mapping (..., C) to 6 box offsets in logit space; the
-                refined boxes ``sigmoid(offsets + logit(ref))`` (only x, y receive a 2-D reference)
-                become the next layer's references, detached. None keeps the references fixed.
+                refined boxes (:func:`refine_reference_boxes`) become the next layer's references,
+                detached. None keeps the references fixed.
 
         Returns:
             - hidden_states: (num_layers, B, G * Q, C).
@@ -166,13 +187,7 @@ class DepthAwareDecoder(BaseModule):
                           spatial_shapes, level_start_index, depth_embed, num_groups=num_groups)
             hidden_states.append(query)
             if reg_branches is not None:
-                offsets = reg_branches[layer_id](query)
-                if reference_points.shape[-1] == 6:
-                    refined = offsets + inverse_sigmoid(reference_points)
-                else:
-                    refined = torch.cat([offsets[..., :2] + inverse_sigmoid(reference_points),
-                                         offsets[..., 2:]], dim=-1)
-                reference_points = refined.sigmoid().detach()
+                reference_points = refine_reference_boxes(reference_points, reg_branches[layer_id](query)).detach()
         return torch.stack(hidden_states), references
 
 
@@ -222,6 +237,44 @@ class DepthAwareTransformer(BaseModule):
         nn.init.constant_(self.reference_points.bias, 0.)
         nn.init.normal_(self.level_embed)
 
+    def encode(self, mlvl_feats: List[Tensor], mlvl_pos_embeds: List[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        """Flatten the levels and run the visual encoder.
+
+        Args:
+            mlvl_feats: L levels (B, C, H_l, W_l).
+            mlvl_pos_embeds: L positional encodings shaped like the levels.
+
+        Returns:
+            memory (B, S, C) with S = sum of H_l W_l, spatial_shapes (L, 2) int64 (H_l, W_l) and
+            level_start_index (L,).
+        """
+        batch_size = mlvl_feats[0].shape[0]
+        spatial_shapes = torch.as_tensor([feat.shape[-2:] for feat in mlvl_feats], dtype=torch.long,
+                                         device=mlvl_feats[0].device)
+        level_start_index = torch.cat([spatial_shapes.new_zeros(1), spatial_shapes.prod(1).cumsum(0)[:-1]])
+        feat_flatten = torch.cat([feat.flatten(2).transpose(1, 2) for feat in mlvl_feats], dim=1)
+        pos_flatten = torch.cat([
+            pos.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
+            for lvl, pos in enumerate(mlvl_pos_embeds)
+        ], dim=1)
+        valid_ratios = feat_flatten.new_ones(batch_size, len(mlvl_feats), 2)
+        memory = self.encoder(query=feat_flatten, query_pos=pos_flatten, key_padding_mask=None,
+                              spatial_shapes=spatial_shapes, level_start_index=level_start_index,
+                              valid_ratios=valid_ratios)
+        return memory, spatial_shapes, level_start_index
+
+    def initial_queries(self, batch_size: int, num_groups: int) -> Tuple[Tensor, Tensor, Tensor]:
+        """The learned queries of the first ``num_groups`` groups.
+
+        Returns:
+            query (B, G * Q, C), query_pos (B, G * Q, C) and reference_points (B, G * Q, 2).
+        """
+        if num_groups > self.num_groups:
+            raise ValueError(f'{num_groups} query groups asked, {self.num_groups} built')
+        query_embed = self.query_embedding.weight[:self.num_queries * num_groups]
+        query_pos, query = query_embed.unsqueeze(0).expand(batch_size, -1, -1).split(self.embed_dims, dim=-1)
+        return query, query_pos, self.reference_points(query_pos).sigmoid()
+
     def forward(self, mlvl_feats: List[Tensor], mlvl_pos_embeds: List[Tensor], depth_embed: Tensor,
                 num_groups: int = 1,
                 reg_branches: Optional[nn.ModuleList] = None) -> Tuple[Tensor, List[Tensor]]:
@@ -236,25 +289,8 @@ class DepthAwareTransformer(BaseModule):
         Returns:
             hidden_states (num_layers, B, G * Q, C) and the references of each layer.
         """
-        if num_groups > self.num_groups:
-            raise ValueError(f'{num_groups} query groups asked, {self.num_groups} built')
-        batch_size = mlvl_feats[0].shape[0]
-        spatial_shapes = torch.as_tensor([feat.shape[-2:] for feat in mlvl_feats], dtype=torch.long,
-                                         device=mlvl_feats[0].device)
-        level_start_index = torch.cat([spatial_shapes.new_zeros(1), spatial_shapes.prod(1).cumsum(0)[:-1]])
-        feat_flatten = torch.cat([feat.flatten(2).transpose(1, 2) for feat in mlvl_feats], dim=1)
-        pos_flatten = torch.cat([
-            pos.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
-            for lvl, pos in enumerate(mlvl_pos_embeds)
-        ], dim=1)
-        valid_ratios = feat_flatten.new_ones(batch_size, len(mlvl_feats), 2)
-        memory = self.encoder(query=feat_flatten, query_pos=pos_flatten, key_padding_mask=None,
-                              spatial_shapes=spatial_shapes, level_start_index=level_start_index,
-                              valid_ratios=valid_ratios)
-
-        query_embed = self.query_embedding.weight[:self.num_queries * num_groups]
-        query_pos, query = query_embed.unsqueeze(0).expand(batch_size, -1, -1).split(self.embed_dims, dim=-1)
-        reference_points = self.reference_points(query_pos).sigmoid()
+        query, query_pos, reference_points = self.initial_queries(mlvl_feats[0].shape[0], num_groups)
+        memory, spatial_shapes, level_start_index = self.encode(mlvl_feats, mlvl_pos_embeds)
         return self.decoder(query=query, query_pos=query_pos, value=memory, reference_points=reference_points,
                             spatial_shapes=spatial_shapes, level_start_index=level_start_index,
                             depth_embed=depth_embed.flatten(2).transpose(1, 2), num_groups=num_groups,
