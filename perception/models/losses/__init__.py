@@ -3,3 +3,5 @@ from .ddn_loss import DDNLoss, build_ddn_target, softmax_focal_loss
 from .dim_aware_loss import DimAwareL1Loss
 from .laplacian_depth_loss import LaplacianDepthLoss, laplacian_depth_loss
 from .multibin_loss import MultiBinLoss, decode_heading, encode_heading
+from .photometric_loss import (EdgeAwareSmoothnessLoss, PhotometricLoss, edge_aware_smoothness, photometric_loss,
+                               ssim_dissimilarity)
