@@ -53,6 +53,22 @@ class KittiMono3DDataset(KittiDataset):
                          modality=modality, default_cam_key=default_cam_key, load_type='frame_based',
                          box_type_3d=box_type_3d, **kwargs)
 
+    def parse_data_info(self, info: dict) -> dict:
+        info = super().parse_data_info(info)
+        info['frame_idx'] = int(info['sample_idx'])
+        return info
+
+    def get_data_info(self, idx: int) -> dict:
+        """The frame's info; ``sample_idx`` is the KITTI frame number of the info file.
+
+        mmengine's ``BaseDataset.get_data_info`` overwrites ``sample_idx`` with the position in the dataset,
+        which names the wrong frame in every split that is not frames 0..N-1 in order (KITTI val, the
+        synthetic val 800..999): ``KittiMetric`` reads the ground truth and names the result files by it.
+        """
+        info = super().get_data_info(idx)
+        info['sample_idx'] = info['frame_idx']
+        return info
+
     def parse_ann_info(self, info: dict) -> Optional[dict]:
         ann_info = Det3DDataset.parse_ann_info(self, info)
         if ann_info is None:

@@ -86,3 +86,13 @@ def test_test_mode_keeps_every_label_for_evaluation(kitti_root):
 def test_lidar_boxes_are_refused(kitti_root):
     with pytest.raises(ValueError, match='camera-frame boxes'):
         KittiMono3DDataset(data_root=str(kitti_root), ann_file='kitti_infos_val.pkl', box_type_3d='LiDAR')
+
+
+def test_sample_idx_is_the_kitti_frame(kitti_root):
+    """mmengine's BaseDataset puts the dataset position in ``sample_idx``; the val split here is frame
+    000008 alone, so position 0 would name training frame 000000 in KittiMetric and the result files."""
+    dataset = build(kitti_root, 'val', pipeline='test_pipeline', test_mode=True)
+    assert len(dataset) == 1
+    assert dataset.get_data_info(0)['sample_idx'] == 8
+    sample = dataset[0]['data_samples']
+    assert sample.sample_idx == 8
