@@ -184,12 +184,9 @@ def test_decoding_recovers_boxes_from_perfect_outputs():
     torch.testing.assert_close(result_2d.bboxes[order], sample.gt_instances.bboxes, atol=1e-3, rtol=1e-4)
 
 
-def test_two_image_overfit():
-    torch.manual_seed(0)
-    model = build_tiny_model(num_queries=6, num_groups=2)
-    model.init_weights()
-    samples = [make_sample(scene) for scene in SCENES]
-    imgs = torch.stack([draw(s) for s in samples])
+def overfit(model, imgs, samples, max_iters: int = 300, target: float = 0.3):
+    """AdamW on one batch until the total loss reaches ``target`` x its first value (or ``max_iters``);
+    returns the totals. Shared by the two-image overfits of MonoDETR and MonoDGP."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     totals = []
     start = time.time()
@@ -197,17 +194,27 @@ def test_two_image_overfit():
     # tensors this small gain nothing from threads, which spin badly when the cores are shared
     torch.set_num_threads(1)
     try:
-        for _ in range(300):
+        for _ in range(max_iters):
             losses = model.loss({'imgs': imgs}, samples)
             total = sum(losses.values())
             optimizer.zero_grad()
             total.backward()
             optimizer.step()
             totals.append(total.item())
-            if totals[-1] <= 0.3 * totals[0]:
+            if totals[-1] <= target * totals[0]:
                 break
     finally:
         torch.set_num_threads(threads)
     print(f'overfit: total loss {totals[0]:.2f} -> {totals[-1]:.2f} in {len(totals)} iterations, '
           f'{time.time() - start:.0f} s')
+    return totals
+
+
+def test_two_image_overfit():
+    torch.manual_seed(0)
+    model = build_tiny_model(num_queries=6, num_groups=2)
+    model.init_weights()
+    samples = [make_sample(scene) for scene in SCENES]
+    imgs = torch.stack([draw(s) for s in samples])
+    totals = overfit(model, imgs, samples)
     assert totals[-1] <= 0.3 * totals[0], f'the loss fell from {totals[0]:.2f} to {totals[-1]:.2f} only'

@@ -1,7 +1,6 @@
 """MonoDGP: the geometry-error depth, the region head and its targets, the 2D-to-3D query hand-off, the configs and
 a two-image overfit, on tiny shapes."""
 import glob
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from perception.models.detectors import (Det2DDecoderLayer, MonoDGPHead, RegionS
                                          region_targets)
 from perception.models.layers import refine_reference_boxes
 from perception.registry import MODELS
-from tests.models.test_monodetr_model import SCENES, draw, make_sample
+from tests.models.test_monodetr_model import SCENES, draw, make_sample, overfit
 
 SYNTH_CONFIG = 'configs/monodgp_r18_synthkitti.py'
 
@@ -241,26 +240,7 @@ def test_two_image_overfit():
     model.init_weights()
     samples = [make_sample(scene) for scene in SCENES]
     imgs = torch.stack([draw(s) for s in samples])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    totals = []
-    start = time.time()
-    threads = torch.get_num_threads()
-    # tensors this small gain nothing from threads, which spin badly when the cores are shared
-    torch.set_num_threads(1)
-    try:
-        for _ in range(300):
-            losses = model.loss({'imgs': imgs}, samples)
-            total = sum(losses.values())
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
-            totals.append(total.item())
-            if totals[-1] <= 0.3 * totals[0]:
-                break
-    finally:
-        torch.set_num_threads(threads)
-    print(f'overfit: total loss {totals[0]:.2f} -> {totals[-1]:.2f} in {len(totals)} iterations, '
-          f'{time.time() - start:.0f} s')
+    totals = overfit(model, imgs, samples)
     assert totals[-1] <= 0.3 * totals[0], f'the loss fell from {totals[0]:.2f} to {totals[-1]:.2f} only'
 
 
