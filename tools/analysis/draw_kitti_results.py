@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from perception.evaluation.kitti.evaluate import label_camera_boxes
 from perception.fileio import read_calib_file, read_label_file
 from perception.visualization import camera_boxes_to_bev, draw_bev, draw_camera_boxes3d
 
@@ -22,10 +23,8 @@ WHITE = (255, 255, 255)
 
 
 def label_boxes(labels: dict) -> np.ndarray:
-    """(N, 7) camera boxes (x, y, z, l, h, w, ry) of a KITTI label dict (dimensions are h, w, l)."""
-    h, w, l = labels['dimensions'].T
-    return np.concatenate([labels['location'], np.stack([l, h, w], 1), labels['rotation_y'][:, None]],
-                          1).reshape(-1, 7)
+    """(N, 7) camera boxes (x, y, z, l, h, w, ry) of one KITTI label dict (dimensions are h, w, l)."""
+    return label_camera_boxes([labels])
 
 
 def draw_frame(image: np.ndarray, calib: dict, gt: dict, det: dict, score_thr: float = 0.2,

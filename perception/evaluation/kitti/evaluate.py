@@ -237,8 +237,9 @@ def _names(annos):
     return np.char.lower(np.concatenate([np.asarray(a['name'], dtype=str) for a in annos] + [np.zeros(0, str)]))
 
 
-def _camera_boxes(annos):
-    """(N, 7) x, y, z, l, h, w, ry from label dicts (dimensions in the file's order h, w, l)."""
+def label_camera_boxes(annos):
+    """(N, 7) x, y, z, l, h, w, ry of the rows of a list of label dicts (``read_label_file``; dimensions in
+    the file's order h, w, l), concatenated."""
     dims = _concat(annos, 'dimensions', 3)
     return np.concatenate([
         _concat(annos, 'location', 3), dims[:, [2, 0, 1]],
@@ -294,7 +295,7 @@ def kitti_eval(gt_annos: Sequence[Dict[str, np.ndarray]],
     pair_off = np.concatenate([[0], np.cumsum(np.diff(gt_off) * np.diff(det_off))]).astype(np.int64)
     gt_name, det_name = _names(gt_annos), _names(dt_annos)
     gt_bbox, det_bbox = _concat(gt_annos, 'bbox', 4), _concat(dt_annos, 'bbox', 4)
-    gt_box3d, det_box3d = _camera_boxes(gt_annos), _camera_boxes(dt_annos)
+    gt_box3d, det_box3d = label_camera_boxes(gt_annos), label_camera_boxes(dt_annos)
     gt_alpha, det_alpha = _concat(gt_annos, 'alpha', 1)[:, 0], _concat(dt_annos, 'alpha', 1)[:, 0]
     score = _concat(dt_annos, 'score', 1)[:, 0]
     truncated = _concat(gt_annos, 'truncated', 1)[:, 0]
