@@ -108,3 +108,25 @@ def test_reduction_and_weights():
     torch.testing.assert_close(weighted, per_group[1].sum())
     with pytest.raises(ValueError, match='does not match'):
         loss_fn(student[:, :4], prior)
+
+
+def test_groups_touching_pixels_without_a_teacher_value_do_not_count():
+    loss_fn = DepthRankingLoss(num_pairs=32, box_size=(8, 8))
+    prior = _distinct_prior(2, 8, 8)
+    student = -1 / prior  # every group misordered: a positive loss each
+    seed = 3
+    per_group = loss_fn(student, prior, reduction_override='none', generator=torch.Generator().manual_seed(seed))
+    groups = sample_ranking_groups(prior, 32, (8, 8), generator=torch.Generator().manual_seed(seed))
+    valid = torch.ones(2, 8, 8, dtype=torch.bool)
+    valid[:, :, :4] = False  # the left half has no teacher value
+    complete = valid.reshape(2, -1).gather(1, groups.reshape(2, -1)).reshape(groups.shape).all(-1)
+    assert 0 < complete.sum() < complete.numel()
+    masked = loss_fn(student, prior, prior_valid=valid, generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(masked, per_group[complete].mean())
+    everywhere = loss_fn(student, prior, prior_valid=torch.ones_like(valid),
+                         generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(everywhere, per_group.mean())
+    nowhere = loss_fn(student, prior, prior_valid=torch.zeros_like(valid))
+    assert nowhere.item() == 0
+    with pytest.raises(ValueError, match='prior_valid'):
+        loss_fn(student, prior, prior_valid=valid[:, :4])

@@ -171,7 +171,8 @@ class DepthRankingLoss(nn.Module):
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None,
-                generator: Optional[torch.Generator] = None) -> Tensor:
+                generator: Optional[torch.Generator] = None,
+                prior_valid: Optional[Tensor] = None) -> Tensor:
         """Sample groups from ``prior`` and score the student's depths on them.
 
         Args:
@@ -181,6 +182,8 @@ class DepthRankingLoss(nn.Module):
             avg_factor: divisor of the summed loss instead of the number of groups.
             reduction_override: replaces ``reduction`` for this call.
             generator: random generator for the sampler.
+            prior_valid: (B, H, W) or (B, 1, H, W) bool, where the teacher has a value (a sparse or holed
+                teacher): groups touching an invalid pixel get weight 0 and, for the mean, do not count.
 
         Returns:
             The scalar loss, or the (B, num_pairs) group losses when the reduction is ``'none'``.
@@ -200,4 +203,13 @@ class DepthRankingLoss(nn.Module):
         if weight is not None and weight.dim() == 1:
             weight = weight[:, None].expand_as(loss)
         reduction = reduction_override if reduction_override else self.reduction
+        if prior_valid is not None:
+            flat_valid = prior_valid.reshape(pred.shape[0], -1)
+            if flat_valid.shape != flat.shape:
+                raise ValueError(f'prior_valid of shape {tuple(prior_valid.shape)} does not match the prior')
+            complete = flat_valid.gather(1, groups.reshape(pred.shape[0], -1)).reshape(groups.shape).all(-1)
+            complete = complete.to(loss.dtype)
+            weight = complete if weight is None else weight * complete
+            if reduction == 'mean' and avg_factor is None:
+                avg_factor = (weight > 0).sum().clamp(min=1).item()
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
