@@ -514,3 +514,18 @@ def test_wrapper_rejects_bad_configs():
 def test_warp_needs_a_stage():
     with pytest.raises(ValueError, match='at least one stage'):
         Warp([], (H, W))
+
+
+def test_views_of_a_sample_get_the_same_augmentation():
+    """(B, V, 3, H, W) stereo views move and change together, exactly as a single view would."""
+    img = _batch()['img']
+    views = torch.stack([img, img.flip(-1)], dim=1)
+    kwargs = dict(model=ToyDepth(), image_keys=('img', ), intrinsics_key=None, seed=0, **{
+        k: v for k, v in ALL_AUG.items() if k != 'sparse_drop'})
+    single = MODELS.build(dict(type='AugUndo', **kwargs)).augment(dict(img=img))[0]['img']
+    stacked = MODELS.build(dict(type='AugUndo', **kwargs)).augment(dict(img=views))[0]['img']
+    assert stacked.shape == views.shape
+    torch.testing.assert_close(stacked[:, 0], single)
+    assert not torch.allclose(stacked[:, 1], single)
+    mirrored = MODELS.build(dict(type='AugUndo', **kwargs)).augment(dict(img=img.flip(-1)))[0]['img']
+    torch.testing.assert_close(stacked[:, 1], mirrored)

@@ -409,3 +409,70 @@ def test_config_pipeline_loads_a_stereo_pair(shared_dir, tmp_path):
     assert test['inputs']['img'].shape == (2, 3, 96, 320)
     assert test['data_samples'].gt_depth.shape == (375, 1242)
     assert test['data_samples'].scale_factor[0] == pytest.approx(320 / 1242)
+
+
+AUGUNDO = dict(type='AugUndo', image_keys=('imgs', ), intrinsics_key=None, undo_keys=('mono_logits', ))
+
+
+def test_augundo_wraps_the_monocular_stage(epoch):
+    model = build_tiny(stage_start_epochs=(0, 1, 2))
+    pair = dict(imgs=torch.stack([torch.stack([texture(32, 64, s), texture(32, 64, s + 1)]) for s in (1, 3)]))
+    metas = samples('l', 'r')
+    epoch(0)
+    plain = model.loss(pair, metas)
+    identity = MODELS.build(dict(AUGUNDO, model=model)).loss(pair, metas)
+    assert set(identity) == set(plain)
+    for key in plain:
+        torch.testing.assert_close(identity[key], plain[key])
+    wrapper = MODELS.build(dict(AUGUNDO, model=model, seed=0, geometric=[
+        dict(type='Rotate', max_angle=10., prob=1.), dict(type='CropAndPad', scale=(0.8, 0.9), prob=1.)]))
+    augmented = wrapper.loss(pair, metas)
+    assert torch.isfinite(augmented['loss_mono_photo'])
+    assert not torch.allclose(augmented['loss_mono_photo'], plain['loss_mono_photo'])
+    model.zero_grad()
+    sum(augmented.values()).backward()
+    assert model.backbone.patch_embed.projection.weight.grad.abs().sum() > 0
+    epoch(1)
+    with pytest.raises(RuntimeError, match='monocular stage'):
+        wrapper.loss(pair, metas)
+
+
+def test_ranking_loss_reads_its_teacher_from_the_metainfo(epoch):
+    model = build_tiny(loss_ranking=dict(type='DepthRankingLoss', num_pairs=64, box_size=(16, 16)))
+    pair = dict(imgs=torch.rand(2, 2, 3, 32, 64, generator=torch.Generator().manual_seed(0)))
+    metas = samples('l', 'r')
+    epoch(0)
+    with pytest.raises(KeyError, match='depth_prior'):
+        model.loss(pair, metas)
+    rng = np.random.default_rng(0)
+    for meta in metas:
+        meta.set_metainfo(dict(depth_prior=rng.uniform(1, 10, (32, 64)).astype(np.float32)))
+    losses = model.loss(pair, metas)
+    assert losses['loss_mono_ranking'].item() > 0  # a random student against a random teacher
+    for meta in metas:
+        meta.set_metainfo(dict(depth_prior=np.zeros((32, 64), np.float32)))  # no teacher value anywhere
+    assert model.loss(pair, metas)['loss_mono_ranking'].item() == 0
+
+
+@pytest.mark.parametrize('name', ['tiodepth_synthkittiraw_mono.py', 'tiodepth_synthkittiraw_mono_augundo.py',
+                                  'tiodepth_synthkittiraw_mono_ranking.py'])
+def test_mono_comparison_configs_build(name, shared_dir, tmp_path):
+    cfg = Config.fromfile(CONFIG_DIR / name)
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    tio = model.model if 'augundo' in name else model
+    assert type(model).__name__ == ('AugUndo' if 'augundo' in name else 'TiODepth')
+    assert tio.stage_start_epochs['stereo'] > cfg.train_cfg.max_epochs == 12
+    assert (tio.loss_ranking is not None) == ('ranking' in name)
+    build_optim_wrapper(model, cfg.optim_wrapper)
+    Compose(cfg.test_pipeline)
+    split = tmp_path / 'split.txt'
+    split.write_text(f'{DRIVE} 1 l\n')
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=str(shared_dir / 'data' / 'kitti_raw_mini'),
+                                  ann_file=str(split)))
+    meta = dataset[0]['data_samples'].metainfo
+    if 'ranking' in name:
+        prior = meta['depth_prior']
+        assert prior.shape == (96, 320) and (prior > 0).mean() > 0.3
+    else:
+        assert 'depth_prior' not in meta

@@ -596,7 +596,8 @@ class AugUndo(BaseModel):
         geometric: geometric transforms (or their configs, e.g. ``dict(type='Rotate', max_angle=30)``),
             applied in order with the same parameters to every image, sparse map and intrinsics of a sample.
         photometric: photometric transforms (configs), applied in order to the images in ``image_keys``.
-        image_keys: inputs the network sees as images: warped bilinearly with edge padding, then jittered.
+        image_keys: inputs the network sees as images, (B, 3, H, W) or views (B, V, 3, H, W) that get the same
+            augmentation: warped bilinearly with edge padding, then jittered.
         sparse_keys: sparse depth inputs (0 = no point): warped nearest-neighbour, 0 outside the eroded valid
             region (a model derives its validity map from ``> 0``).
         intrinsics_key: the (B, 3|4, 3|4) projection matrices in ``inputs``; ignored when absent.
@@ -664,6 +665,10 @@ class AugUndo(BaseModel):
         return self._generator
 
     def _jitter(self, img: Tensor, factors: List[Tensor]) -> Tensor:
+        if img.dim() == 5:  # the views of a sample share its jitter
+            views = img.shape[1]
+            flat = self._jitter(img.flatten(0, 1), [f.repeat_interleave(views, 0) for f in factors])
+            return flat.unflatten(0, (-1, views))
         if self.pixel_mean is not None:
             mean = img.new_tensor(self.pixel_mean).view(1, -1, 1, 1)
             std = img.new_tensor(self.pixel_std).view(1, -1, 1, 1)
@@ -691,7 +696,9 @@ class AugUndo(BaseModel):
         for key in self.image_keys:
             img = inputs[key]
             if warp is not None:
-                img, _ = warp.apply(img, 'bilinear', 'border')
+                # (B, V, 3, H, W) views of a sample (a stereo pair) move together
+                flat, _ = warp.apply(img.flatten(1, 2) if img.dim() == 5 else img, 'bilinear', 'border')
+                img = flat.view_as(img)
             augmented[key] = self._jitter(img, factors) if self.photometric else img
         for key in self.sparse_keys:
             depth = inputs[key]

@@ -91,6 +91,10 @@ class TiODepth(BaseModel):
             ``init_weights``; None switches the perceptual loss off.
         test_out_modes: output modes of ``predict``; the first one fills ``pred_depth``, each one
             ``pred_depth_<mode>``.
+        loss_ranking: an optional ordering loss of the monocular depth against a teacher map (not part of
+            TiO-Depth), e.g. ``dict(type='DepthRankingLoss')``: it reads the teacher from each data sample's
+            ``depth_prior`` metainfo (H, W) of the input size, as :class:`StereoPseudoDisparity` writes it
+            (inverse-depth-like, 0 = no value), and scores ``1 / disparity``.
         data_preprocessor: ``Det3DDataPreprocessor`` config.
         init_cfg: mmengine initialisation config.
     """
@@ -113,6 +117,7 @@ class TiODepth(BaseModel):
                  backbone_checkpoint: Optional[str] = None,
                  vgg_checkpoint: Optional[str] = None,
                  test_out_modes: Sequence[str] = ('refine', ),
+                 loss_ranking: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -143,6 +148,7 @@ class TiODepth(BaseModel):
         if bad or not test_out_modes:
             raise ValueError(f'test_out_modes must be a non-empty subset of {OUT_MODES}, got {test_out_modes}')
         self.test_out_modes = tuple(test_out_modes)
+        self.loss_ranking = MODELS.build(loss_ranking) if loss_ranking is not None else None
 
     def _overlap_patch_embed(self, kernel: int) -> None:
         embed = self.backbone.patch_embed
@@ -288,13 +294,25 @@ class TiODepth(BaseModel):
         return cache['mono_logits']
 
     def _loss_mono(self, img: Tensor, partner: Tensor, direction: Tensor, cache: dict) -> Dict[str, Tensor]:
-        w = self.loss_weights
         feats = self.extract_feat(img)
         logits = self.forward_mono(img, feats)
         cache['feats'] = [f.detach() for f in feats]
         cache['mono_logits'] = logits.detach()
+        return self._mono_losses(logits, img, partner, direction, cache.get('depth_prior'))
+
+    def _mono_losses(self, logits: Tensor, img: Tensor, partner: Tensor, direction: Tensor,
+                     prior: Optional[Tensor] = None, valid: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """The mono stage's losses of logits (B, K, H, W) of ``img``; ``valid`` (B, 1, H, W) masks the
+        photometric and ranking terms (AugUndo's undone pixels), ``prior`` (B, H, W) feeds the ranking loss."""
+        w = self.loss_weights
         synth = render_partner_view(logits, img, self.disparities, direction)
-        losses = dict(loss_mono_photo=w['mono_photo'] * (synth - partner).abs().mean())
+        error = (synth - partner).abs()
+        if valid is not None:
+            error = error * valid
+            photo = error.sum() / (valid.sum() * error.shape[1]).clamp(min=1)
+        else:
+            photo = error.mean()
+        losses = dict(loss_mono_photo=w['mono_photo'] * photo)
         if self.vgg is not None:
             self.vgg.eval()
             with torch.no_grad():
@@ -304,7 +322,44 @@ class TiODepth(BaseModel):
         disp = self.expected_disparity(logits)
         losses['loss_mono_smooth'] = w['mono_smooth'] * edge_aware_smoothness(
             disp, img, gamma=2., grey=True, second_order=True)
+        if self.loss_ranking is not None:
+            if prior is None:
+                raise KeyError('loss_ranking needs a depth_prior in the data samples\' metainfo '
+                               '(add StereoPseudoDisparity to the pipeline and depth_prior to the meta keys)')
+            prior_valid = prior > 0
+            if valid is not None:
+                prior_valid = prior_valid & (valid[:, 0] > 0)
+            losses['loss_mono_ranking'] = self.loss_ranking(1. / disp, prior, prior_valid=prior_valid)
         return losses
+
+    def _depth_prior(self, data_samples: Sequence, device: torch.device) -> Optional[Tensor]:
+        """(B, H, W) teacher maps of the ranking loss, None when it is off or they are absent."""
+        if self.loss_ranking is None or any('depth_prior' not in s.metainfo for s in data_samples):
+            return None
+        return torch.stack([torch.as_tensor(s.metainfo['depth_prior'], dtype=torch.float32)
+                            for s in data_samples]).to(device)
+
+    # ------------------------------------------------------------------ AugUndo interface
+
+    def extract(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """For :class:`AugUndo`: the monocular logits (B, K, H, W) of the (augmented) target view."""
+        img, _ = self._views(inputs)
+        return dict(mono_logits=self.forward_mono(img))
+
+    def loss_by_outputs(self, outputs: Dict[str, Tensor], inputs: Dict[str, Tensor], data_samples: Sequence,
+                        valid: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """For :class:`AugUndo`: the mono stage's losses of undone logits, in the frame of ``inputs``.
+        AugUndo wraps the monocular stage only: the stereo and refine stages must be off."""
+        stages = self.active_stages()
+        if stages != ('mono', ):
+            raise RuntimeError(f'AugUndo wraps the monocular stage of TiO-Depth only, but {stages} are active; '
+                               'set stage_start_epochs beyond max_epochs for stereo and refine')
+        img, partner = self._views(inputs)
+        partner = self._partner(partner, 'training')
+        direction = self._directions(data_samples, img.device)
+        return self._mono_losses(outputs['mono_logits'], img, partner, direction,
+                                 self._depth_prior(data_samples, img.device),
+                                 None if valid is None else valid['mono_logits'])
 
     def _half_res_occlusion(self, disp: Tensor, direction: Tensor) -> Tensor:
         """The official ``downscale_occ``: the occlusion mask of the half-resolution disparity."""
@@ -380,7 +435,7 @@ class TiODepth(BaseModel):
         img, partner = self._views(inputs)
         partner = self._partner(partner, 'training')
         direction = self._directions(data_samples, img.device)
-        cache: Dict[str, Tensor] = {}
+        cache: Dict[str, Tensor] = dict(depth_prior=self._depth_prior(data_samples, img.device))
         losses = {}
         for stage in self.active_stages():
             losses.update(self.stage_loss(stage, img, partner, direction, cache))
@@ -397,7 +452,7 @@ class TiODepth(BaseModel):
         img, partner = self._views(data['inputs'])
         partner = self._partner(partner, 'training')
         direction = self._directions(data['data_samples'], img.device)
-        cache: Dict[str, Tensor] = {}
+        cache: Dict[str, Tensor] = dict(depth_prior=self._depth_prior(data['data_samples'], img.device))
         log_vars = {}
         total = 0.
         for stage in self.active_stages():
