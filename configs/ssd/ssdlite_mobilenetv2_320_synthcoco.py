@@ -1,5 +1,8 @@
 # CPU-sized SSD for the learning proof on the synthetic world: mmdet's SSDLite (MobileNetV2, depthwise
 # SSD neck and head) at 320x320, with perception's SSDHead and SSD's matching, 3:1 mining and NMS 0.45.
+# Schedule sized for 30 minutes on one CPU thread (about 3.1 s per batch of 8): 5 epochs of the 800 frames,
+# cosine decay after a 100-iteration warm-up, validated at the end.
+#   OMP_NUM_THREADS=1 python tools/train.py configs/ssd/ssdlite_mobilenetv2_320_synthcoco.py
 _base_ = ['../_base_/datasets/synthcoco_detection.py']
 
 input_size = 320
@@ -90,12 +93,14 @@ train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=24, val_interval=6)
+max_epochs = 5
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', begin=0, end=24, by_epoch=True, T_max=24, eta_min=0)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0, begin=0, end=max_epochs, by_epoch=True,
+         convert_to_iter_based=True)
 ]
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='SGD', lr=0.015, momentum=0.9, weight_decay=4e-5))

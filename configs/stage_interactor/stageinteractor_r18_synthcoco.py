@@ -1,4 +1,7 @@
-# CPU-sized StageInteractor on the synthetic world: R18, 128 channels, 6 stages of 50 queries, 640x192.
+# CPU-sized StageInteractor on the synthetic world: R18 from scratch, 128 channels, 6 stages of 50 queries,
+# 640x192. Schedule sized for about 30 minutes on one CPU thread (4.6 s per batch of 4): 2 epochs of the
+# 800 frames, x0.1 for the last quarter, validated at the end.
+#   OMP_NUM_THREADS=1 python tools/train.py configs/stage_interactor/stageinteractor_r18_synthcoco.py
 _base_ = ['../_base_/models/stageinteractor_r50.py', '../_base_/datasets/synthcoco_detection.py']
 
 dim = 128
@@ -14,12 +17,13 @@ model = dict(
         num_heads=4),
     test_cfg=dict(max_per_img=50))
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=36, val_interval=6)
+max_iters = 400  # 2 epochs
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=2)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200),
-    dict(type='MultiStepLR', begin=0, end=36, by_epoch=True, milestones=[27, 33], gamma=0.1)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, milestones=[300], gamma=0.1)
 ]
 optim_wrapper = dict(
     type='OptimWrapper',
