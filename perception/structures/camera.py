@@ -185,3 +185,20 @@ def crop_scale_matrix(center: Sequence[float], crop_size: Sequence[float], out_s
                      [0., scale, out_size[1] / 2 - scale * center[1]],
                      [0., 0., 1.]])
     return _like(_from_area_convention(area), like)
+
+
+def stereo_direction(meta: dict) -> float:
+    """+1.0 when the stereo partner camera is to the right of the view, -1.0 when to its left.
+
+    Read from ``meta['stereo_direction']``, or from ``meta['side']`` ('l' / 'r', KITTI raw: the partner of
+    a left view is to its right) with a horizontal ``flip`` of the pair (``flip`` / ``flip_direction``)
+    swapping it. Raises a KeyError naming the keys present when neither is given.
+    """
+    if 'stereo_direction' in meta:
+        return float(meta['stereo_direction'])
+    if meta.get('side') not in ('l', 'r'):
+        raise KeyError(f'the stereo direction needs stereo_direction or side (l/r), got {sorted(meta)}')
+    direction = 1. if meta['side'] == 'l' else -1.
+    if meta.get('flip', False) and meta.get('flip_direction', 'horizontal') != 'vertical':
+        direction = -direction
+    return direction

@@ -14,7 +14,7 @@ from perception.models.detectors import (Det2DDecoderLayer, MonoDGPHead, RegionS
                                          region_targets)
 from perception.models.layers import refine_reference_boxes
 from perception.registry import MODELS
-from tests.models.test_monodetr_model import SCENES, draw, make_sample, overfit
+from tests.models.test_monodetr_model import SCENES, assert_overfits_two_images, draw, make_sample
 
 SYNTH_CONFIG = 'configs/monodgp_r18_synthkitti.py'
 
@@ -235,13 +235,7 @@ def test_losses_and_predictions():
 
 
 def test_two_image_overfit():
-    torch.manual_seed(0)
-    model = build_tiny_model(num_queries=6, num_groups=2)
-    model.init_weights()
-    samples = [make_sample(scene) for scene in SCENES]
-    imgs = torch.stack([draw(s) for s in samples])
-    totals = overfit(model, imgs, samples)
-    assert totals[-1] <= 0.3 * totals[0], f'the loss fell from {totals[0]:.2f} to {totals[-1]:.2f} only'
+    assert_overfits_two_images(build_tiny_model)
 
 
 # ---------------------------------------------------------------- configs

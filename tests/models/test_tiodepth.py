@@ -378,16 +378,20 @@ def test_config_builds(name):
         assert sum(p.numel() for p in model.backbone.parameters()) > 27e6  # Swin-T
 
 
+def real_frame_dataset(cfg, shared_dir, tmp_path, **overrides):
+    """The config's training dataset over one frame (left view) of the real KITTI raw drive in ../shared."""
+    split = tmp_path / 'split.txt'
+    split.write_text(f'{DRIVE} 1 l\n')
+    return DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=str(shared_dir / 'data' / 'kitti_raw_mini'),
+                               ann_file=str(split), **overrides))
+
+
 def test_config_pipeline_loads_a_stereo_pair(shared_dir, tmp_path):
     """The synthetic config's pipeline on a real KITTI raw frame: the pair stacked as (2, 3, H, W), one
     random resize, crop and flip for both views, and the metainfo the model reads."""
     cfg = Config.fromfile(CONFIG_DIR / 'tiodepth_synthkittiraw.py')
     init_default_scope(cfg.default_scope)
-    split = tmp_path / 'split.txt'
-    split.write_text(f'{DRIVE} 1 l\n')
-    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=str(shared_dir / 'data' / 'kitti_raw_mini'),
-                                  ann_file=str(split), pipeline=[]))
-    info = dataset[0]
+    info = real_frame_dataset(cfg, shared_dir, tmp_path, pipeline=[])[0]
     pipeline = Compose(cfg.train_pipeline)
     torch.manual_seed(0)
     np.random.seed(0)
@@ -466,11 +470,7 @@ def test_mono_comparison_configs_build(name, shared_dir, tmp_path):
     assert (tio.loss_ranking is not None) == ('ranking' in name)
     build_optim_wrapper(model, cfg.optim_wrapper)
     Compose(cfg.test_pipeline)
-    split = tmp_path / 'split.txt'
-    split.write_text(f'{DRIVE} 1 l\n')
-    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=str(shared_dir / 'data' / 'kitti_raw_mini'),
-                                  ann_file=str(split)))
-    meta = dataset[0]['data_samples'].metainfo
+    meta = real_frame_dataset(cfg, shared_dir, tmp_path)[0]['data_samples'].metainfo
     if 'ranking' in name:
         prior = meta['depth_prior']
         assert prior.shape == (96, 320) and (prior > 0).mean() > 0.3

@@ -12,6 +12,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from perception.registry import TRANSFORMS
+from perception.structures.camera import stereo_direction
 
 
 @TRANSFORMS.register_module()
@@ -20,9 +21,9 @@ class StereoPseudoDisparity(BaseTransform):
     its partner ``stereo_img``, in pixels of the current images, 0 where the matcher found no value.
 
     Runs after the geometric transforms of the pair (so the prior fits the network input). The side of the
-    partner follows :class:`TiODepth`'s stereo direction: the partner is to the right of a left (``side``
-    'l') view, and a horizontal ``flip`` of the pair swaps that; a right view is matched as the mirror of
-    a left one.
+    partner is :func:`~perception.structures.camera.stereo_direction` of the results, as for
+    :class:`TiODepth` (a view without ``side`` is taken for a left one); a view whose partner is to its
+    left is matched as the mirror of a left one.
 
     Args:
         num_disparities: search range in pixels, rounded up to a multiple of 16.
@@ -68,16 +69,6 @@ class StereoPseudoDisparity(BaseTransform):
         state['_matcher'] = None
         return state
 
-    @staticmethod
-    def partner_on_the_right(results: dict) -> bool:
-        side = results.get('side', 'l')
-        if side not in ('l', 'r'):
-            raise ValueError(f"side must be 'l' or 'r', got {side!r}")
-        right = side == 'l'
-        if results.get('flip', False) and results.get('flip_direction', 'horizontal') != 'vertical':
-            right = not right
-        return right
-
     def match(self, target: np.ndarray, partner: np.ndarray, partner_right: bool) -> np.ndarray:
         """(H, W) float32 disparity of ``target`` (H, W, 3 uint8) against ``partner``, 0 = invalid."""
         if target.shape != partner.shape:
@@ -92,8 +83,9 @@ class StereoPseudoDisparity(BaseTransform):
     def transform(self, results: dict) -> dict:
         target, partner = results['img'], results['stereo_img']
         to_uint8 = (lambda x: x if x.dtype == np.uint8 else np.clip(x, 0, 255).astype(np.uint8))
-        results['depth_prior'] = self.match(to_uint8(target), to_uint8(partner),
-                                            self.partner_on_the_right(results))
+        # without a side, the view is taken for the left one
+        partner_right = stereo_direction(dict(dict(side='l'), **results)) > 0
+        results['depth_prior'] = self.match(to_uint8(target), to_uint8(partner), partner_right)
         return results
 
     def __repr__(self) -> str:

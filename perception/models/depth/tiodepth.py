@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from perception.models.losses.photometric_loss import edge_aware_smoothness, photometric_loss
 from perception.registry import MODELS, OPTIM_WRAPPERS, OPTIMIZERS
+from perception.structures.camera import stereo_direction
 from .tiodepth_layers import (DualPathDecoder, VGG19Features, exponential_disparity_bins, plane_mask,
                               render_partner_view, self_occlusion_mask, warp_by_disparity)
 
@@ -196,18 +197,10 @@ class TiODepth(BaseModel):
         """(B,) stereo direction of the target view of each sample."""
         out = []
         for i, sample in enumerate(data_samples):
-            meta = sample.metainfo
-            if 'stereo_direction' in meta:
-                direction = float(meta['stereo_direction'])
-            elif meta.get('side') in ('l', 'r'):
-                direction = 1. if meta['side'] == 'l' else -1.
-                mirrored = meta.get('flip', False) and meta.get('flip_direction', 'horizontal') != 'vertical'
-                if mirrored:
-                    direction = -direction
-            else:
-                raise KeyError(f'data sample {i}: metainfo needs stereo_direction or side (l/r), '
-                               f'has {sorted(meta)}')
-            out.append(direction)
+            try:
+                out.append(stereo_direction(sample.metainfo))
+            except KeyError as error:
+                raise KeyError(f'data sample {i}: {error.args[0]}') from None
         return torch.tensor(out, device=device)
 
     def _focal_baselines(self, data_samples: Optional[Sequence], batch: int, device: torch.device) -> Tensor:

@@ -197,7 +197,8 @@ class DepthRankingLoss(nn.Module):
         groups = sample_ranking_groups(prior, self.num_pairs, self.box_size, self.radius,
                                        self.top_percent, self.prior_is_depth, generator)
         flat = pred.reshape(pred.shape[0], -1)
-        distances = flat.gather(1, groups.reshape(pred.shape[0], -1)).reshape(groups.shape)
+        index = groups.reshape(pred.shape[0], -1)
+        distances = flat.gather(1, index).reshape(groups.shape)
         loss = depth_ranking_loss(distances, self.rank_margin, self.continuity_margin,
                                   self.continuity_weight)
         if weight is not None and weight.dim() == 1:
@@ -207,7 +208,7 @@ class DepthRankingLoss(nn.Module):
             flat_valid = prior_valid.reshape(pred.shape[0], -1)
             if flat_valid.shape != flat.shape:
                 raise ValueError(f'prior_valid of shape {tuple(prior_valid.shape)} does not match the prior')
-            complete = flat_valid.gather(1, groups.reshape(pred.shape[0], -1)).reshape(groups.shape).all(-1)
+            complete = flat_valid.gather(1, index).reshape(groups.shape).all(-1)
             complete = complete.to(loss.dtype)
             weight = complete if weight is None else weight * complete
             if reduction == 'mean' and avg_factor is None:
