@@ -2,13 +2,16 @@
 # (`python tools/create_data.py synthetic-kitti-raw --out data/synthkitti_raw`): a small Swin from scratch
 # (embed 32, depths 2-2-2-2, still stride 2), decoder 16-32-64-64, 320x96 input. The disparity bins are
 # the official 2-300 px at 1280 px width scaled to 320 px (0.5-75 px), so they cover the same depths.
-# Stages and milestones keep the official proportions on 20 epochs (stereo from epoch 9, refine from 13,
-# counted from 1). The perceptual loss is off (vgg_checkpoint=None, no VGG weights on this machine).
+# Stages and milestones keep the official proportions (mono 8 : stereo 4 : refine 8 epochs of 20) on 10
+# epochs, sized to one hour on one CPU thread: stereo from epoch 5, refine from 7 (counted from 1).
+# The perceptual loss is off (vgg_checkpoint=None, no VGG weights on this machine).
+#   python tools/create_data.py synthetic-kitti-raw --out data/synthkitti_raw
+#   OMP_NUM_THREADS=1 python tools/train.py configs/tiodepth_synthkittiraw.py
 _base_ = ['./tiodepth_kitti.py']
 
 data_root = 'data/synthkitti_raw/raw/'
 input_size = (320, 96)  # (W, H)
-max_epochs = 20
+max_epochs = 10
 
 model = dict(
     backbone=dict(
@@ -20,7 +23,7 @@ model = dict(
     decoder_channels=(16, 32, 64, 64),
     min_disp=0.5,
     max_disp=75.,
-    stage_start_epochs=(0, 8, 12),
+    stage_start_epochs=(0, 4, 6),
     backbone_checkpoint=None,
     vgg_checkpoint=None)
 
@@ -52,11 +55,18 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 param_scheduler = dict(
-    mono=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[8, 12, 16, 18], gamma=0.5)],
-    stereo=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[12, 16, 18], gamma=0.5)],
-    refine=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[16, 18], gamma=0.5)])
-train_cfg = dict(max_epochs=max_epochs, val_interval=5)
+    mono=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[4, 6, 8, 9], gamma=0.5)],
+    stereo=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[6, 8, 9], gamma=0.5)],
+    refine=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[8, 9], gamma=0.5)])
+depth_metric = dict(type='DepthMetric', crop='garg', scaling='none', min_depth=1e-3, max_depth=80.)
+val_evaluator = [
+    dict(depth_metric, pred_key='pred_depth_refine', prefix='refine'),
+    dict(depth_metric, pred_key='pred_depth_stereo', prefix='stereo'),
+    dict(depth_metric, pred_key='pred_depth_mono', prefix='mono'),
+]
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=1))
+    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
