@@ -13,6 +13,7 @@ from mmdet3d.registry import LOOPS as MMDET3D_LOOPS
 from mmdet3d.registry import METRICS as MMDET3D_METRICS
 from mmdet3d.registry import MODEL_WRAPPERS as MMDET3D_MODEL_WRAPPERS
 from mmdet3d.registry import MODELS as MMDET3D_MODELS
+from mmdet3d.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMDET3D_OPTIM_WRAPPER_CONSTRUCTORS
 from mmdet3d.registry import OPTIM_WRAPPERS as MMDET3D_OPTIM_WRAPPERS
 from mmdet3d.registry import OPTIMIZERS as MMDET3D_OPTIMIZERS
 from mmdet3d.registry import PARAM_SCHEDULERS as MMDET3D_PARAM_SCHEDULERS
@@ -37,6 +38,10 @@ MODEL_WRAPPERS = Registry(
 OPTIMIZERS = Registry('optimizer', parent=MMDET3D_OPTIMIZERS, locations=['perception.engine'])
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper', parent=MMDET3D_OPTIM_WRAPPERS, locations=['perception.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMDET3D_OPTIM_WRAPPER_CONSTRUCTORS,
+    locations=['perception.engine', 'perception.models'])
 PARAM_SCHEDULERS = Registry(
     'parameter scheduler', parent=MMDET3D_PARAM_SCHEDULERS, locations=['perception.engine'])
 METRICS = Registry('metric', parent=MMDET3D_METRICS, locations=['perception.evaluation'])

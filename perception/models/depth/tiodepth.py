@@ -26,12 +26,11 @@ import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
-from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.structures import PixelData
 from torch import Tensor, nn
 
 from perception.models.losses.photometric_loss import edge_aware_smoothness, photometric_loss
-from perception.registry import MODELS, OPTIM_WRAPPERS, OPTIMIZERS
+from perception.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
 from perception.structures.camera import stereo_direction
 from .tiodepth_layers import (DualPathDecoder, VGG19Features, exponential_disparity_bins, plane_mask,
                               render_partner_view, self_occlusion_mask, warp_by_disparity)
