@@ -20,15 +20,14 @@ import warnings
 import numpy as np
 import torch
 from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch as mmcv_msda
-from mmdet3d.structures import CameraInstance3DBoxes, Det3DDataSample
+from mmdet3d.structures import Det3DDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData
 
 import perception.ops.msda as msda_module
 from perception.ops import MultiScaleDeformableAttention
 from perception.registry import MODELS
-from perception.structures.camera import project_points
+from perception.testing import mono3d_sample
 
 CONFIG = 'configs/monodetr_kitti.py'
 H, W = 384, 1280
@@ -40,19 +39,7 @@ OBJECTS = [[-3., 1.6, 12., 3.9, 1.5, 1.6, 0.3, 2], [2.5, 1.7, 22., 0.8, 1.7, 0.6
 
 
 def make_sample() -> Det3DDataSample:
-    objects = np.asarray(OBJECTS, dtype=np.float32)
-    boxes = CameraInstance3DBoxes(torch.from_numpy(objects[:, :7]))
-    corners = project_points(boxes.corners.numpy(), CAM2IMG)
-    sample = Det3DDataSample(metainfo=dict(cam2img=CAM2IMG, img_shape=(H, W), ori_shape=(H, W),
-                                           pad_shape=(H, W), box_type_3d=CameraInstance3DBoxes))
-    labels = torch.from_numpy(objects[:, 7]).long()
-    sample.gt_instances_3d = InstanceData(
-        bboxes_3d=boxes, labels_3d=labels,
-        centers_2d=torch.from_numpy(project_points(boxes.gravity_center.numpy(), CAM2IMG)).float(),
-        depths=boxes.gravity_center[:, 2])
-    sample.gt_instances = InstanceData(
-        bboxes=torch.from_numpy(np.concatenate([corners.min(1), corners.max(1)], 1)).float(), labels=labels)
-    return sample
+    return mono3d_sample(OBJECTS, (H, W), CAM2IMG)
 
 
 def use_mmcv(model: torch.nn.Module) -> torch.nn.Module:

@@ -8,11 +8,10 @@ import torch
 from mmdet3d.structures import CameraInstance3DBoxes, Det3DDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData
 
 from perception.models.losses import encode_heading
 from perception.registry import MODELS
-from perception.structures.camera import project_points
+from perception.testing import mono3d_sample
 
 SYNTH_CONFIG = 'configs/monodetr_r18_synthkitti.py'
 # KITTI's P2 scaled to a 320 px wide input
@@ -51,19 +50,7 @@ def build_tiny_model(**kwargs):
 
 def make_sample(objects, img_size=(96, 320), cam2img=CAM2IMG) -> Det3DDataSample:
     """A data sample with camera boxes ``objects`` (x, y, z bottom centre, l, h, w, ry, label)."""
-    objects = np.asarray(objects, dtype=np.float32).reshape(-1, 8)
-    boxes = CameraInstance3DBoxes(torch.from_numpy(objects[:, :7]))
-    centers = project_points(boxes.gravity_center.numpy(), cam2img)
-    corners = project_points(boxes.corners.numpy(), cam2img)
-    bboxes = np.concatenate([corners.min(1), corners.max(1)], axis=1)
-    sample = Det3DDataSample(metainfo=dict(cam2img=cam2img, img_shape=img_size, ori_shape=img_size,
-                                           pad_shape=img_size, box_type_3d=CameraInstance3DBoxes))
-    labels = torch.from_numpy(objects[:, 7]).long()
-    sample.gt_instances_3d = InstanceData(bboxes_3d=boxes, labels_3d=labels,
-                                          centers_2d=torch.from_numpy(centers).float(),
-                                          depths=boxes.gravity_center[:, 2])
-    sample.gt_instances = InstanceData(bboxes=torch.from_numpy(bboxes).float(), labels=labels)
-    return sample
+    return mono3d_sample(objects, img_size, cam2img)
 
 
 def draw(sample: Det3DDataSample, img_size=(96, 320)) -> torch.Tensor:
