@@ -353,7 +353,7 @@ def test_perceptual_loss_reads_a_local_torchvision_vgg19(tmp_path, epoch):
         build_tiny(vgg_checkpoint=str(tmp_path / 'missing.pth')).init_weights()
 
 
-@pytest.mark.parametrize('name', ['tiodepth_kitti.py', 'tiodepth_synthkittiraw.py'])
+@pytest.mark.parametrize('name', ['tiodepth_kitti.py', 'tiodepth_synthkittiraw.py', 'tiodepth_synthkittiraw_stereo.py'])
 def test_config_builds(name):
     cfg = Config.fromfile(CONFIG_DIR / name)
     init_default_scope(cfg.default_scope)
@@ -376,6 +376,12 @@ def test_config_builds(name):
         assert model.backbone.patch_embed.projection.kernel_size == (4, 4)
         assert model.backbone.patch_embed.projection.stride == (2, 2)
         assert sum(p.numel() for p in model.backbone.parameters()) > 27e6  # Swin-T
+    if name == 'tiodepth_synthkittiraw.py':  # the official stage proportions on 10 epochs
+        assert cfg.train_cfg.max_epochs == 10 and model.stage_start_epochs == dict(mono=0, stereo=4, refine=6)
+    if name == 'tiodepth_synthkittiraw_stereo.py':  # stereo and refine from the trained mono stage
+        assert cfg.load_from.endswith('tiodepth_synthkittiraw_mono/epoch_12.pth')
+        assert cfg.train_cfg.max_epochs == 4 and model.stage_start_epochs == dict(mono=0, stereo=0, refine=2)
+        assert optim_wrapper['mono'].param_groups[0]['lr'] == pytest.approx(2.5e-5)
 
 
 def real_frame_dataset(cfg, shared_dir, tmp_path, **overrides):
