@@ -4,6 +4,8 @@
 # the official 2-300 px at 1280 px width scaled to 320 px (0.5-75 px), so they cover the same depths.
 # Stages and milestones keep the official proportions (mono 8 : stereo 4 : refine 8 epochs of 20) on 10
 # epochs, sized to one hour on one CPU thread: stereo from epoch 5, refine from 7 (counted from 1).
+# On that budget the binocular output does not leave its constant-disparity start (README: learning runs);
+# tiodepth_synthkittiraw_stereo.py starts the stereo stage from the 12-epoch mono run instead.
 # The perceptual loss is off (vgg_checkpoint=None, no VGG weights on this machine).
 #   python tools/create_data.py synthetic-kitti-raw --out data/synthkitti_raw
 #   OMP_NUM_THREADS=1 python tools/train.py configs/tiodepth_synthkittiraw.py
