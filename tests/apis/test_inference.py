@@ -30,6 +30,9 @@ def test_init_model_loads_the_checkpoint(model_and_checkpoint):
     source, model, _ = model_and_checkpoint
     assert not model.training
     assert model.dataset_meta['classes'] == ['Ped', 'Cyc', 'Car']
+    # built without a checkpoint and without init_weights(): no uninitialised memory (it once held NaNs)
+    for name, value in source.state_dict().items():
+        assert not value.is_floating_point() or torch.isfinite(value).all(), name
     for (name, a), b in zip(source.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), name
 

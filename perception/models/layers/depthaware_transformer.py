@@ -218,7 +218,8 @@ class DepthAwareTransformer(BaseModule):
         self.num_feature_levels = num_feature_levels
         self.num_queries = num_queries
         self.num_groups = num_groups
-        self.level_embed = nn.Parameter(torch.empty(num_feature_levels, self.embed_dims))
+        # N(0, 1) at construction too, so that a model built without init_weights() holds no garbage
+        self.level_embed = nn.Parameter(torch.randn(num_feature_levels, self.embed_dims))
         self.query_embedding = nn.Embedding(num_queries * num_groups, 2 * self.embed_dims)
         self.reference_points = nn.Linear(self.embed_dims, 2)
 
