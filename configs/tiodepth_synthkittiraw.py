@@ -60,12 +60,8 @@ param_scheduler = dict(
     mono=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[4, 6, 8, 9], gamma=0.5)],
     stereo=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[6, 8, 9], gamma=0.5)],
     refine=[dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[8, 9], gamma=0.5)])
-depth_metric = dict(type='DepthMetric', crop='garg', scaling='none', min_depth=1e-3, max_depth=80.)
-val_evaluator = [
-    dict(depth_metric, pred_key='pred_depth_refine', prefix='refine'),
-    dict(depth_metric, pred_key='pred_depth_stereo', prefix='stereo'),
-    dict(depth_metric, pred_key='pred_depth_mono', prefix='mono'),
-]
+# tiodepth_kitti.py's refine and stereo metrics, and the mono output's
+val_evaluator = [*_base_.val_evaluator, dict(_base_.depth_metric, pred_key='pred_depth_mono', prefix='mono')]
 test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 default_hooks = dict(

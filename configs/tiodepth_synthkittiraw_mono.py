@@ -14,8 +14,7 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[8, 10], gamma=0.5)
 ]
-depth_metric = dict(type='DepthMetric', crop='garg', scaling='none', min_depth=1e-3, max_depth=80.)
-val_evaluator = [dict(depth_metric, pred_key='pred_depth_mono', prefix='mono')]
+val_evaluator = [dict(_base_.depth_metric, pred_key='pred_depth_mono', prefix='mono')]
 test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 default_hooks = dict(checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
