@@ -16,14 +16,14 @@ def mono3d_sample(objects, img_size, cam2img) -> Det3DDataSample:
     objects = np.asarray(objects, dtype=np.float32).reshape(-1, 8)
     boxes = CameraInstance3DBoxes(torch.from_numpy(objects[:, :7]))
     centers = project_points(boxes.gravity_center.numpy(), cam2img)
-    corners = project_points(boxes.corners.numpy(), cam2img).reshape(-1, 8, 2)
-    bboxes = np.concatenate([corners.min(1), corners.max(1)], axis=1).reshape(-1, 4)
+    corners = project_points(boxes.corners.numpy(), cam2img)
+    bboxes = np.concatenate([corners.min(1), corners.max(1)], axis=1)
     img_size = tuple(img_size)
     sample = Det3DDataSample(metainfo=dict(cam2img=cam2img, img_shape=img_size, ori_shape=img_size,
                                            pad_shape=img_size, box_type_3d=CameraInstance3DBoxes))
     labels = torch.from_numpy(objects[:, 7]).long()
     sample.gt_instances_3d = InstanceData(bboxes_3d=boxes, labels_3d=labels,
-                                          centers_2d=torch.from_numpy(centers).float().reshape(-1, 2),
+                                          centers_2d=torch.from_numpy(centers).float(),
                                           depths=boxes.gravity_center[:, 2])
     sample.gt_instances = InstanceData(bboxes=torch.from_numpy(bboxes).float(), labels=labels)
     return sample
