@@ -23,7 +23,7 @@ def load(name):
 
 def test_all_method_configs_are_listed():
     assert len(CONFIGS) >= 3 + 8 + 1
-    for name in ('ssd/ssd300_coco.py', 'ssd/ssd512_coco.py', 'ssd/ssd300_voc0712.py',
+    for name in ('ssd/ssd300_vgg16_120e_coco.py', 'ssd/ssd512_vgg16_120e_coco.py', 'ssd/ssd300_vgg16_240e_voc0712.py',
                  'stage_interactor/stageinteractor_r50_1x_coco.py'):
         assert name in CONFIGS
     for det in ('retinanet', 'freeanchor'):
@@ -87,13 +87,13 @@ def total_loss(losses, keys=('loss', )):
 TINY_R18 = {'model.backbone.base_channels': 16}
 OVERFIT = {
     # config: (input height, width, iterations, AdamW learning rate, config overrides, losses watched)
-    'ssd/ssdlite_mobilenetv2_320_synthcoco.py': (320, 320, 30, 3e-3, {
+    'ssd/ssdlite320_mobilenetv2_5e_synthcoco.py': (320, 320, 30, 3e-3, {
         'model.backbone.widen_factor': 0.25,
         'model.neck.in_channels': (24, 1280),
         'model.neck.out_channels': (24, 1280, 128, 64, 64, 32),
         'model.bbox_head.in_channels': (24, 1280, 128, 64, 64, 32)
     }, ('loss', )),
-    'sepc/retinanet_r18_fpn_sepc-lite_synthcoco.py': (64, 128, 30, 3e-3, {
+    'sepc/retinanet_r18_fpn_sepc-lite_2e_synthcoco.py': (64, 128, 30, 3e-3, {
         **TINY_R18,
         'model.neck': [
             dict(type='mmdet.FPN', in_channels=[16, 32, 64, 128], out_channels=16, start_level=1,
@@ -105,7 +105,7 @@ OVERFIT = {
     }, ('loss', )),
     # The cross-stage assigner gives class targets only to boxes with IoU >= 0.5, so the class loss
     # first rises as boxes improve: watch the box losses.
-    'stage_interactor/stageinteractor_r18_synthcoco.py': (64, 128, 40, 1e-3, {
+    'stage_interactor/stageinteractor_r18_2e_synthcoco.py': (64, 128, 40, 1e-3, {
         **TINY_R18,
         'model.neck.in_channels': [16, 32, 64, 128],
         'model.neck.out_channels': 32,

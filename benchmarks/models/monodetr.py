@@ -66,6 +66,7 @@ def main():
     msda_module.multi_scale_deformable_attn_pytorch = mmcv_reference
 
     cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.init_cfg = None  # random weights: no ImageNet file needed
     init_default_scope(cfg.default_scope)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')

@@ -1,14 +1,5 @@
 # Plain RetinaNet R50-FPN 1x (all mmdet components): the baseline the SEPC variants build on.
-_base_ = ['../_base_/models/retinanet_r50_fpn.py', '../_base_/datasets/coco_detection.py']
-
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)
+_base_ = [
+    '../_base_/models/retinanet_r50_fpn.py', '../_base_/datasets/coco_detection.py',
+    '../_base_/schedules/mmdet-schedule-1x.py'
 ]
-optim_wrapper = dict(
-    type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))
-# 8 GPUs x 2 images.
-auto_scale_lr = dict(enable=False, base_batch_size=16)

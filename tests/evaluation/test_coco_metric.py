@@ -20,7 +20,8 @@ STAT_NAMES = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', 'AR@100', 'A
               'AR_s@1000', 'AR_m@1000', 'AR_l@1000']
 
 
-@pytest.mark.parametrize('config', ['configs/ssd/ssd300_coco.py', 'configs/sepc/retinanet_r50_fpn_1x_coco.py',
+@pytest.mark.parametrize('config', ['configs/ssd/ssd300_vgg16_120e_coco.py',
+                                    'configs/sepc/retinanet_r50_fpn_1x_coco.py',
                                     'configs/stage_interactor/stageinteractor_r50_1x_coco.py'])
 def test_config_metric_reproduces_official_cocoeval(config, shared_dir, tmp_path, monkeypatch):
     root = shared_dir / 'data' / 'coco_val2014_100'

@@ -13,7 +13,7 @@ from perception.models.losses import encode_heading
 from perception.registry import MODELS
 from perception.testing import mono3d_sample
 
-SYNTH_CONFIG = 'configs/monodetr_r18_synthkitti.py'
+SYNTH_CONFIG = 'configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py'
 # KITTI's P2 scaled to a 320 px wide input
 CAM2IMG = np.array([[180., 0., 160., 0.], [0., 180., 48., 0.], [0., 0., 1., 0.], [0., 0., 0., 1.]])
 
@@ -70,8 +70,8 @@ SCENES = [
 
 
 def test_every_monodetr_config_builds():
-    paths = sorted(glob.glob('configs/monodetr*.py'))
-    assert 'configs/monodetr_kitti.py' in paths and SYNTH_CONFIG in paths
+    paths = sorted(glob.glob('configs/monodetr/*.py'))
+    assert 'configs/monodetr/monodetr_r50_195e_kitti-mono3d.py' in paths and SYNTH_CONFIG in paths
     for path in paths:
         cfg = Config.fromfile(path)
         init_default_scope(cfg.default_scope)

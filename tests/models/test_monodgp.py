@@ -16,7 +16,7 @@ from perception.models.layers import refine_reference_boxes
 from perception.registry import MODELS
 from tests.models.test_monodetr_model import SCENES, assert_overfits_two_images, draw, make_sample
 
-SYNTH_CONFIG = 'configs/monodgp_r18_synthkitti.py'
+SYNTH_CONFIG = 'configs/monodgp/monodgp_r18_1e_synthkitti-mono3d.py'
 
 
 def tiny_model_cfg(num_queries: int = 10, num_groups: int = 3, group_self_attn: bool = False) -> Config:
@@ -242,9 +242,10 @@ def test_two_image_overfit():
 
 
 def test_every_monodgp_config_builds():
-    paths = sorted(glob.glob('configs/monodgp*.py'))
-    assert paths == ['configs/monodgp_kitti.py', 'configs/monodgp_r18_synthkitti.py',
-                     'configs/monodgp_r18_synthkitti_long.py']
+    paths = sorted(glob.glob('configs/monodgp/*.py'))
+    assert paths == ['configs/monodgp/monodgp_r18_1e_synthkitti-mono3d.py',
+                     'configs/monodgp/monodgp_r18_8e_synthkitti-mono3d.py',
+                     'configs/monodgp/monodgp_r50_250e_kitti-mono3d.py']
     for path in paths:
         cfg = Config.fromfile(path)
         init_default_scope(cfg.default_scope)
@@ -260,7 +261,7 @@ def test_every_monodgp_config_builds():
 
 
 def test_official_defaults_in_the_kitti_config():
-    cfg = Config.fromfile('configs/monodgp_kitti.py')
+    cfg = Config.fromfile('configs/monodgp/monodgp_r50_250e_kitti-mono3d.py')
     assert cfg.model.backbone.depth == 50 and cfg.input_size == (1280, 384)
     assert cfg.train_dataloader.batch_size == 8
     assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, weight_decay=1e-4)
@@ -287,7 +288,7 @@ def without_mixup(pipeline):
 
 def test_synthetic_configs_mirror_monodetr_s():
     dgp = Config.fromfile(SYNTH_CONFIG)
-    detr = Config.fromfile('configs/monodetr_r18_synthkitti.py')
+    detr = Config.fromfile('configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py')
     assert dgp.input_size == detr.input_size and dgp.embed_dims == detr.embed_dims
     assert dgp.train_dataloader.dataset.data_root == detr.train_dataloader.dataset.data_root
     assert dgp.train_dataloader.batch_size == detr.train_dataloader.batch_size
@@ -307,8 +308,8 @@ def test_synthetic_configs_mirror_monodetr_s():
     mixup = next(t for t in dgp.train_pipeline if t.type == 'MixUp3D')
     assert mixup.dataset.data_root == dgp.data_root
 
-    long_dgp = Config.fromfile('configs/monodgp_r18_synthkitti_long.py')
-    long_detr = Config.fromfile('configs/monodetr_r18_synthkitti_long.py')
+    long_dgp = Config.fromfile('configs/monodgp/monodgp_r18_8e_synthkitti-mono3d.py')
+    long_detr = Config.fromfile('configs/monodetr/monodetr_r18_8e_synthkitti-mono3d.py')
     assert long_dgp.train_cfg == long_detr.train_cfg and long_dgp.param_scheduler == long_detr.param_scheduler
     assert long_dgp.train_dataloader.num_workers == long_detr.train_dataloader.num_workers
 

@@ -27,7 +27,7 @@ def min_max_sizes(anchors):
 
 
 def test_ssd300_coco_anchor_sizes_and_prior_count():
-    anchors = TASK_UTILS.build(config('ssd300_coco.py').model.bbox_head.anchor_generator)
+    anchors = TASK_UTILS.build(config('ssd300_vgg16_120e_coco.py').model.bbox_head.anchor_generator)
     assert min_max_sizes(anchors) == ([21, 45, 99, 153, 207, 261], [45, 99, 153, 207, 261, 315])
     assert anchors.num_base_priors == [4, 6, 6, 6, 4, 4]
     priors = anchors.grid_priors(SSD300_MAPS, device='cpu')
@@ -35,8 +35,8 @@ def test_ssd300_coco_anchor_sizes_and_prior_count():
 
 
 @pytest.mark.parametrize('name, first_min, first_max', [
-    ('ssd300_voc0712.py', 30, 60),  # (10 %, 20 %) of 300
-    ('ssd512_coco.py', 20, 51),  # (4 %, 10 %) of 512
+    ('ssd300_vgg16_240e_voc0712.py', 30, 60),  # (10 %, 20 %) of 300
+    ('ssd512_vgg16_120e_coco.py', 20, 51),  # (4 %, 10 %) of 512
 ])
 def test_first_level_rule_of_other_configs(name, first_min, first_max):
     mins, maxes = min_max_sizes(TASK_UTILS.build(config(name).model.bbox_head.anchor_generator))
@@ -44,7 +44,7 @@ def test_first_level_rule_of_other_configs(name, first_min, first_max):
 
 
 def test_ssd_test_settings():
-    cfg = config('ssd300_coco.py').model
+    cfg = config('ssd300_vgg16_120e_coco.py').model
     assert cfg.test_cfg.nms.iou_threshold == 0.45
     assert cfg.train_cfg.neg_pos_ratio == 3
 
@@ -53,7 +53,7 @@ def test_hard_negative_mining_keeps_three_negatives_per_positive():
     cfg = _head_cfg()
     cfg.num_classes = 2
     head = SSDHead(**cfg, train_cfg=dict(neg_pos_ratio=3, smoothl1_beta=1.0, assigner=config(
-        'ssd300_coco.py').model.train_cfg.assigner))
+        'ssd300_vgg16_120e_coco.py').model.train_cfg.assigner))
     # One positive (class 0) and six negatives (background = 2) with increasing CE losses.
     logits = torch.tensor([[2., 0., 0.]] + [[k, 0., 0.] for k in range(6)])
     labels = torch.tensor([0, 2, 2, 2, 2, 2, 2])
@@ -73,7 +73,7 @@ def _head_inputs(num_classes=3):
 
 
 def _head_cfg():
-    cfg = copy.deepcopy(config('ssd300_coco.py').model.bbox_head)
+    cfg = copy.deepcopy(config('ssd300_vgg16_120e_coco.py').model.bbox_head)
     cfg.pop('type')
     cfg.update(num_classes=3, in_channels=(8, ) * 6)
     return cfg
@@ -81,13 +81,13 @@ def _head_cfg():
 
 def test_plain_mmdet_ssd_head_cannot_predict():
     """The bug fixed by perception's SSDHead (mmdetection #11305, #11780): fails on mmdet 3.3.0."""
-    head = MMDetSSDHead(**_head_cfg(), test_cfg=config('ssd300_coco.py').model.test_cfg)
+    head = MMDetSSDHead(**_head_cfg(), test_cfg=config('ssd300_vgg16_120e_coco.py').model.test_cfg)
     with pytest.raises(AttributeError, match='loss_cls'):
         head.predict(*_head_inputs())
 
 
 def test_ssd_head_predicts():
-    test_cfg = config('ssd300_coco.py').model.test_cfg
+    test_cfg = config('ssd300_vgg16_120e_coco.py').model.test_cfg
     head = MODELS.build(dict(type='SSDHead', **_head_cfg(), test_cfg=test_cfg))
     assert type(head) is SSDHead
     results = head.predict(*_head_inputs())
@@ -100,7 +100,7 @@ def test_ssd_head_predicts():
 def test_ssd300_train_step_and_predict():
     """The full SSD300 (random-init SSDVGG) on one 300x300 image: the 38/19/10/5/3/1 layout holds."""
     torch.manual_seed(0)
-    cfg = config('ssd300_coco.py')
+    cfg = config('ssd300_vgg16_120e_coco.py')
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.init_cfg = None
     model_cfg.bbox_head.num_classes = 3

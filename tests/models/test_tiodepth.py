@@ -353,7 +353,12 @@ def test_perceptual_loss_reads_a_local_torchvision_vgg19(tmp_path, epoch):
         build_tiny(vgg_checkpoint=str(tmp_path / 'missing.pth')).init_weights()
 
 
-@pytest.mark.parametrize('name', ['tiodepth_kitti.py', 'tiodepth_synthkittiraw.py', 'tiodepth_synthkittiraw_stereo.py'])
+OFFICIAL = 'tiodepth/tiodepth_swin-t_50e_kittiraw-depth.py'
+SYNTH = 'tiodepth/tiodepth_swin-w32_10e_synthkittiraw-depth.py'
+SYNTH_FROM_MONO = 'tiodepth/tiodepth_swin-w32_from-mono_4e_synthkittiraw-depth.py'
+
+
+@pytest.mark.parametrize('name', [OFFICIAL, SYNTH, SYNTH_FROM_MONO])
 def test_config_builds(name):
     cfg = Config.fromfile(CONFIG_DIR / name)
     init_default_scope(cfg.default_scope)
@@ -367,7 +372,7 @@ def test_config_builds(name):
         assert key in cfg, key
     Compose(cfg.train_pipeline)
     Compose(cfg.test_pipeline)
-    if name == 'tiodepth_kitti.py':
+    if name == OFFICIAL:
         assert cfg.train_dataloader.batch_size == 8 and cfg.train_cfg.max_epochs == 50
         assert model.disparities[0].item() == pytest.approx(2.) and model.disparities[-1].item() == pytest.approx(300.)
         assert model.stage_start_epochs == dict(mono=0, stereo=20, refine=30)
@@ -376,10 +381,10 @@ def test_config_builds(name):
         assert model.backbone.patch_embed.projection.kernel_size == (4, 4)
         assert model.backbone.patch_embed.projection.stride == (2, 2)
         assert sum(p.numel() for p in model.backbone.parameters()) > 27e6  # Swin-T
-    if name == 'tiodepth_synthkittiraw.py':  # the official stage proportions on 10 epochs
+    if name == SYNTH:  # the official stage proportions on 10 epochs
         assert cfg.train_cfg.max_epochs == 10 and model.stage_start_epochs == dict(mono=0, stereo=4, refine=6)
-    if name == 'tiodepth_synthkittiraw_stereo.py':  # stereo and refine from the trained mono stage
-        assert cfg.load_from.endswith('tiodepth_synthkittiraw_mono/epoch_12.pth')
+    if name == SYNTH_FROM_MONO:  # stereo and refine from the trained mono stage
+        assert cfg.load_from.endswith('tiodepth-mono_swin-w32_12e_synthkittiraw-depth/epoch_12.pth')
         assert cfg.train_cfg.max_epochs == 4 and model.stage_start_epochs == dict(mono=0, stereo=0, refine=2)
         assert optim_wrapper['mono'].param_groups[0]['lr'] == pytest.approx(2.5e-5)
 
@@ -395,7 +400,7 @@ def real_frame_dataset(cfg, shared_dir, tmp_path, **overrides):
 def test_config_pipeline_loads_a_stereo_pair(shared_dir, tmp_path):
     """The synthetic config's pipeline on a real KITTI raw frame: the pair stacked as (2, 3, H, W), one
     random resize, crop and flip for both views, and the metainfo the model reads."""
-    cfg = Config.fromfile(CONFIG_DIR / 'tiodepth_synthkittiraw.py')
+    cfg = Config.fromfile(CONFIG_DIR / SYNTH)
     init_default_scope(cfg.default_scope)
     info = real_frame_dataset(cfg, shared_dir, tmp_path, pipeline=[])[0]
     pipeline = Compose(cfg.train_pipeline)
@@ -464,8 +469,8 @@ def test_ranking_loss_reads_its_teacher_from_the_metainfo(epoch):
     assert model.loss(pair, metas)['loss_mono_ranking'].item() == 0
 
 
-@pytest.mark.parametrize('name', ['tiodepth_synthkittiraw_mono.py', 'tiodepth_synthkittiraw_mono_augundo.py',
-                                  'tiodepth_synthkittiraw_mono_ranking.py'])
+@pytest.mark.parametrize('name', [f'tiodepth/tiodepth-mono_swin-w32{variant}_12e_synthkittiraw-depth.py'
+                                  for variant in ('', '_augundo', '_ranking')])
 def test_mono_comparison_configs_build(name, shared_dir, tmp_path):
     cfg = Config.fromfile(CONFIG_DIR / name)
     init_default_scope(cfg.default_scope)

@@ -4,13 +4,13 @@
 
 1. renders the synthetic KITTI world into ``--root`` unless it is there (800 train / 200 val frames),
 2. writes its info files (``tools/create_data.py kitti``) unless they are there,
-3. trains ``configs/monodetr_r18_synthkitti.py`` (one epoch over 400 frames),
+3. trains ``configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py`` (one epoch over 400 frames),
 4. tests the last checkpoint with ``tools/test.py`` and the KITTI evaluator (prints the table, writes
    the KITTI result files),
 5. draws the predictions of four val frames (3D boxes on the image, bird's-eye view) and the loss curve.
 
-The schedule here shows the whole path working; what the model reaches with a longer schedule is in the
-README (``configs/monodetr_r18_synthkitti_long.py``).
+The schedule here shows the whole path working; what the model reaches with a longer schedule is in
+configs/monodetr/README.md (``configs/monodetr/monodetr_r18_8e_synthkitti-mono3d.py``).
 """
 import argparse
 import glob
@@ -22,7 +22,7 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = 'configs/monodetr_r18_synthkitti.py'
+CONFIG = 'configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py'
 
 
 def step(index: int, text: str) -> None:

@@ -15,7 +15,7 @@ model = dict(
         ceil_mode=True,
         out_indices=(3, 4),
         out_feature_indices=(22, 34),
-        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://vgg16_caffe')),
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vgg16_caffe.pth')),
     neck=dict(
         type='mmdet.SSDNeck',
         in_channels=(512, 1024),
