@@ -90,6 +90,23 @@ def unproject_points(uv_depth: Array, cam2img: Array) -> Array:
     return uvw @ inv.swapaxes(0, 1)
 
 
+def projected_boxes_2d(corners: Array, cam2img: Array) -> Array:
+    """2D boxes around the projected corners of 3D boxes (not clipped to any image).
+
+    Args:
+        corners: (N, 8, 3) box corners in the camera frame, metres (``CameraInstance3DBoxes.corners``);
+            all in front of the camera.
+        cam2img: (3, 3), (3, 4) or (4, 4) projection matrix.
+
+    Returns:
+        (N, 4) boxes ``x1, y1, x2, y2``, pixels.
+    """
+    uv = project_points(corners, cam2img)
+    if isinstance(uv, torch.Tensor):
+        return torch.cat([uv.amin(dim=-2), uv.amax(dim=-2)], dim=-1)
+    return np.concatenate([uv.min(axis=-2), uv.max(axis=-2)], axis=-1)
+
+
 def transform_points_2d(points: Array, matrix: Array) -> Array:
     """Apply a 3x3 pixel transform (affine) to (..., 2) pixel coordinates."""
     return points @ matrix[:2, :2].swapaxes(0, 1) + matrix[:2, 2]

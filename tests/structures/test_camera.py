@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from perception.structures.camera import (cam2img_to_4x4, crop_scale_matrix, flip_cam2img, flip_matrix,
-                                          project_points, resize_matrix, transform_boxes_2d, transform_cam2img,
-                                          transform_points_2d, unproject_points)
+from perception.structures import (cam2img_to_4x4, crop_scale_matrix, flip_cam2img, flip_matrix, project_points,
+                                   projected_boxes_2d, resize_matrix, transform_boxes_2d, transform_cam2img,
+                                   transform_points_2d, unproject_points)
 
 # KITTI frame 000008, camera 2 (P2 with its baseline column), from mmdet3d's demo info file.
 P2 = np.array([[721.5377, 0.0, 609.5593, 44.85728],
@@ -92,3 +92,15 @@ def test_transform_boxes_2d_under_flip_swaps_edges():
     np.testing.assert_allclose(flipped, [[838.69, 192.37, 1241., 374.], [0., 197.39, 303.71, 374.]], atol=1e-9)
     torch_flipped = transform_boxes_2d(torch.from_numpy(boxes), torch.from_numpy(flip_matrix(WIDTH)))
     np.testing.assert_allclose(torch_flipped.numpy(), flipped)
+
+
+def test_projected_boxes_2d_of_corners_numpy_and_torch():
+    # an axis-aligned box: x in {-1, 3}, y in {0, 1.5}, z in {19, 21}, with K = (700, 700, 600, 180)
+    corners = np.array([[[x, y, z] for x in (-1., 3.) for y in (0., 1.5) for z in (19., 21.)]])
+    cam2img = np.array([[700., 0., 600.], [0., 700., 180.], [0., 0., 1.]])
+    expected = [[600 - 700 / 19, 180, 600 + 2100 / 19, 180 + 1050 / 19]]
+    np.testing.assert_allclose(projected_boxes_2d(corners, cam2img), expected, rtol=0, atol=1e-9)
+    boxes = projected_boxes_2d(torch.from_numpy(corners), torch.from_numpy(cam2img))
+    assert isinstance(boxes, torch.Tensor) and boxes.dtype == torch.float64
+    np.testing.assert_allclose(boxes.numpy(), expected, rtol=0, atol=1e-9)
+    assert projected_boxes_2d(np.zeros((0, 8, 3)), P2).shape == (0, 4)

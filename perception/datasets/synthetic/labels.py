@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from perception.structures.camera import project_points
+from perception.structures import project_points, yaw_to_alpha
 
 from .geometry import transform_points
 from .render import World
@@ -46,10 +46,6 @@ def project_box(corners_cam: np.ndarray, P: np.ndarray) -> np.ndarray:
         return None
     uv = project_points(np.array(pts), P)
     return np.concatenate([uv.min(0), uv.max(0)])
-
-
-def wrap_angle(a):
-    return (a + np.pi) % (2 * np.pi) - np.pi
 
 
 def kitti_labels(objects: Sequence[SceneObject], world: World, instance: np.ndarray, world2rect: np.ndarray,
@@ -95,7 +91,7 @@ def kitti_labels(objects: Sequence[SceneObject], world: World, instance: np.ndar
         ry = float(np.arctan2(-heading[2], heading[0]))
         loc = transform_points(world2rect, center)
         row = dict(name=obj.name, truncated=truncation, occluded=_occlusion_level(visible),
-                   alpha=wrap_angle(ry - np.arctan2(loc[0], loc[2])), bbox=clipped,
+                   alpha=yaw_to_alpha(ry, loc[0], loc[2]), bbox=clipped,
                    dimensions=[obj.size[2], obj.size[1], obj.size[0]], location=loc, rotation_y=ry,
                    track_id=obj.track_id, visible=visible, truncation_exact=truncation)
         if visible_px < min_visible_px or clipped[3] - clipped[1] < min_height:
