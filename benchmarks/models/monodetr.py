@@ -77,7 +77,7 @@ def main():
 
     image = torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        outs = {name: m.eval()._forward({'imgs': image}, [make_sample()]) for name, m in models.items()}
+        outs = {name: m.eval()({'imgs': image}, [make_sample()], mode='tensor') for name, m in models.items()}
     diffs = {k: (outs['ours'][k] - outs['mmcv'][k]).abs().max().item() for k in outs['ours']
              if torch.is_tensor(outs['ours'][k])}
     worst = max(diffs, key=diffs.get)

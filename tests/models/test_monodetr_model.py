@@ -128,10 +128,11 @@ def test_output_shapes_for_any_input_size(img_size):
     imgs = torch.randn((2, 3) + img_size)
     map_size = tuple(-(-s // 16) for s in img_size)
     with torch.no_grad():
-        hidden, refs, depth_logits, weighted_depth, _ = model._forward_transformer({'imgs': imgs}, 3)
-        assert hidden.shape == (3, 2, 30, 32)
-        assert [r.shape[-1] for r in refs] == [2, 6, 6]
-        assert depth_logits.shape == (2, 81) + map_size and weighted_depth.shape == (2, ) + map_size
+        head_inputs = model.forward_features({'imgs': imgs}, 3)
+        assert head_inputs['hidden_states'].shape == (3, 2, 30, 32)
+        assert [r.shape[-1] for r in head_inputs['references']] == [2, 6, 6]
+        assert head_inputs['depth_logits'].shape == (2, 81) + map_size
+        assert head_inputs['weighted_depth'].shape == (2, ) + map_size and head_inputs['img_size'] == img_size
         outs = model({'imgs': imgs}, samples, mode='tensor')
         assert outs['cls_scores'].shape == (3, 2, 10, 3) and outs['boxes'].shape == (3, 2, 10, 6)
         assert outs['dims'].shape == (3, 2, 10, 3) and outs['angles'].shape == (3, 2, 10, 24)
@@ -154,7 +155,7 @@ def test_decoding_recovers_boxes_from_perfect_outputs():
     model = build_tiny_model(num_queries=2, num_groups=1)
     head = model.bbox_head
     sample = make_sample(SCENES[0])
-    gt = head.get_gt_instances(sample.gt_instances_3d, sample.gt_instances, (96, 320))
+    gt = head.bbox_coder.encode(sample.gt_instances_3d, sample.gt_instances, (96, 320))
     true_bins, residuals = encode_heading(gt.alphas, 12)
     angles = torch.zeros(2, 24)
     angles[torch.arange(2), true_bins] = 10.

@@ -5,14 +5,15 @@ import glob
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from mmdet.models.layers import SELayer
 from mmdet3d.structures import CameraInstance3DBoxes
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
-from perception.models.detectors import (Det2DDecoderLayer, MonoDGPHead, RegionSegHead, geometry_error_depth,
-                                         region_targets)
-from perception.models.layers import refine_reference_boxes
+from perception.models.dense_heads import MonoDGPHead, RegionSegHead, geometry_error_depth, region_targets
+from perception.models.layers import Det2DDecoderLayer, refine_reference_boxes
 from perception.registry import MODELS
 from tests.models.test_monodetr_model import SCENES, assert_overfits_two_images, draw, make_sample
 
@@ -128,6 +129,18 @@ def test_dice_loss_by_hand():
     assert losses['loss_region'].item() == pytest.approx(2 * expected)
     # a perfect prediction costs (almost) nothing
     assert head.loss([target.clamp(1e-5, 1 - 1e-5)], boxes, (2, 2))['loss_region'].item() < 1e-4
+
+
+def test_region_head_attention_is_squeeze_and_excitation_with_a_sigmoid_gate():
+    torch.manual_seed(0)
+    head = RegionSegHead(embed_dims=16, num_norm_groups=4, se_reduction=4)
+    se = head.attentions[0]
+    assert isinstance(se, SELayer) and se.conv1.conv.out_channels == 4
+    x = torch.randn(2, 16, 5, 7)
+    # Hu et al.: x * sigmoid(W2 relu(W1 mean(x))), the official SE block
+    squeezed = x.mean(dim=(2, 3), keepdim=True)
+    gate = torch.sigmoid(se.conv2.conv(F.relu(se.conv1.conv(squeezed))))
+    torch.testing.assert_close(se(x), x * gate)
 
 
 def test_region_head_weights_the_features_and_binarises_the_segments():

@@ -1,4 +1,6 @@
 from .sepc_heads import SEPCFreeAnchorRetinaHead, SEPCRetinaHead
 from .ssd_head import SSDHead
 from .stage_interactor_head import StageInteractorHead
-from .monodetr_head import MonoDETRHead, boxes6d_to_xyxy, fuse_depth, geometric_depth, sample_depth_map
+from .monodetr_head import MonoDETRHead, fuse_depth, geometric_depth, sample_depth_map
+from .monodgp_head import MonoDGPHead, geometry_error_depth
+from .region_seg_head import RegionSegHead, object_region_mask, region_targets

@@ -5,18 +5,15 @@ Detection", ICCV 2023), one set of branches per decoder layer:
 - the 6-D box ``(x, y, l, r, t, b)``: projected 3D centre and distances to the 2D box sides, normalised by
   the input size, refined from the layer's reference box in logit space;
 - the 3D size ``(l, h, w)`` in metres (dimension-aware L1);
-- the heading as 12 MultiBin bins + residuals of the observation angle ``alpha = ry - atan2(x, z)`` of the
-  box centre (the official code takes the ray through the 2D box centre instead);
+- the heading as 12 MultiBin bins + residuals of the observation angle ``alpha = ry - atan2(x, z)``;
 - the depth, fused from three estimates, with a log-variance ``s`` (Laplacian loss):
   ``d_reg = 1 / (sigmoid(o) + 1e-6) - 1``, ``d_geo = f * H_3D / h_2D`` and ``d_map``, the weighted depth
   map sampled at the projected centre; ``d = (d_reg + d_geo + d_map) / 3``.
 
-Coordinates: pixel centres are at integer pixel coordinates (the KITTI convention), so a pixel ``u``
-normalises to ``(u + 0.5) / W``: 0 and 1 are the image edges, as for ``grid_sample(align_corners=False)``
-and the deformable attention. The official code samples ``d_map`` with ``align_corners=True``, off by up
-to half a stride-16 cell.
+The parametrisation (normalised coordinates, targets, decoding into camera-frame boxes) is the box
+coder's, :class:`perception.models.task_modules.MonoDETRBBoxCoder`. The official code samples ``d_map``
+with ``align_corners=True``, off by up to half a stride-16 cell.
 """
-import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -24,15 +21,14 @@ import torch
 import torch.nn.functional as F
 from mmdet.models.layers.transformer import MLP
 from mmdet.utils import reduce_mean
-from mmdet3d.structures import CameraInstance3DBoxes
 from mmengine.model import BaseModule, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from perception.models.layers.depthaware_transformer import refine_reference_boxes
-from perception.models.losses import decode_heading
+from perception.models.layers import refine_reference_boxes
+from perception.models.task_modules import boxes6d_to_xyxy
 from perception.registry import MODELS, TASK_UTILS
-from perception.structures.camera import cam2img_to_4x4, transform_boxes_2d, unproject_points
+from perception.structures import cam2img_to_4x4
 
 
 def geometric_depth(height_3d: Tensor, box_height: Tensor, focal: Tensor, min_box_height: float = 1.) -> Tensor:
@@ -47,11 +43,6 @@ def geometric_depth(height_3d: Tensor, box_height: Tensor, focal: Tensor, min_bo
         (...) depths, metres.
     """
     return focal * height_3d / box_height.clamp(min=min_box_height)
-
-
-def inverse_sigmoid_depth(logit: Tensor) -> Tensor:
-    """Directly regressed depth ``1 / (sigmoid(o) + 1e-6) - 1`` (metres) from a logit ``o``."""
-    return 1. / (logit.sigmoid() + 1e-6) - 1.
 
 
 def sample_depth_map(depth_map: Tensor, centers: Tensor) -> Tensor:
@@ -73,12 +64,6 @@ def fuse_depth(depth_reg: Tensor, depth_geo: Tensor, depth_map: Tensor) -> Tenso
     return (depth_reg + depth_geo + depth_map) / 3
 
 
-def boxes6d_to_xyxy(boxes: Tensor) -> Tensor:
-    """(..., 6) ``(x, y, l, r, t, b)`` to (..., 4) ``(x - l, y - t, x + r, y + b)``."""
-    x, y, left, right, top, bottom = boxes.unbind(-1)
-    return torch.stack([x - left, y - top, x + right, y + bottom], dim=-1)
-
-
 @MODELS.register_module()
 class MonoDETRHead(BaseModule):
     """Per-layer prediction branches, losses with Group-DETR matching, and decoding.
@@ -88,6 +73,8 @@ class MonoDETRHead(BaseModule):
         embed_dims: channels of the decoder's hidden states.
         num_pred_layers: decoder layers (one set of branches each).
         num_heading_bins: MultiBin bins K (the angle branch has 2K outputs).
+        bbox_coder: the box coder that makes the targets and decodes the predictions
+            (:class:`MonoDETRBBoxCoder`, with as many heading bins).
         loss_cls: classification loss (sigmoid, background = ``num_classes``).
         loss_center: L1 loss of the normalised projected centre.
         loss_bbox: L1 loss of the normalised 2D box sides (l, r, t, b).
@@ -108,6 +95,7 @@ class MonoDETRHead(BaseModule):
                  embed_dims: int = 256,
                  num_pred_layers: int = 3,
                  num_heading_bins: int = 12,
+                 bbox_coder: dict = dict(type='MonoDETRBBoxCoder', num_heading_bins=12),
                  loss_cls: dict = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
                                        loss_weight=2.0),
                  loss_center: dict = dict(type='mmdet.L1Loss', loss_weight=10.0),
@@ -133,6 +121,10 @@ class MonoDETRHead(BaseModule):
         self.num_pred_layers = num_pred_layers
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
+        self.bbox_coder = TASK_UTILS.build(bbox_coder)
+        if self.bbox_coder.num_heading_bins != num_heading_bins:
+            raise ValueError(f'the head has {num_heading_bins} heading bins, its bbox_coder '
+                             f'{self.bbox_coder.num_heading_bins}')
         self.assigner = TASK_UTILS.build(train_cfg['assigner'])
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_center = MODELS.build(loss_center)
@@ -179,9 +171,9 @@ class MonoDETRHead(BaseModule):
             (B, Q, 2): fused depth (metres) and log-variance.
         """
         out = self.depth_branches[layer](hidden)
-        depth_geo = geometric_depth(dims[..., 1], (boxes[..., 4] + boxes[..., 5]) * img_height, focal[:, None])
+        depth_geo = geometric_depth(dims[..., 1], self.bbox_coder.box_heights(boxes, img_height), focal[:, None])
         depth_map = sample_depth_map(weighted_depth, boxes[..., :2].detach())
-        depth = fuse_depth(inverse_sigmoid_depth(out[..., 0]), depth_geo, depth_map)
+        depth = fuse_depth(self.bbox_coder.decode_depth(out[..., 0]), depth_geo, depth_map)
         return torch.stack([depth, out[..., 1]], dim=-1)
 
     def forward(self, hidden_states: Tensor, references: Sequence[Tensor], weighted_depth: Tensor,
@@ -218,40 +210,6 @@ class MonoDETRHead(BaseModule):
         ``f_v`` are equal; the official code reads ``f_u``)."""
         return like.new_tensor([float(np.asarray(meta['cam2img'])[1, 1]) for meta in batch_img_metas])
 
-    def get_gt_instances(self, gt_instances_3d: InstanceData, gt_instances: InstanceData,
-                         img_size: Tuple[int, int]) -> InstanceData:
-        """Training targets of one image.
-
-        Args:
-            gt_instances_3d: ``bboxes_3d`` (CameraInstance3DBoxes), ``labels_3d``, ``centers_2d`` (pixels)
-                and ``depths`` (metres).
-            gt_instances: the same objects' 2D ``bboxes`` (x1, y1, x2, y2 pixels).
-            img_size: (H, W) of the input tensor.
-
-        Returns:
-            N objects with ``labels``, normalised ``centers_2d`` (N, 2), ``lrtb`` (N, 4), ``bboxes``
-            (N, 4) xyxy, ``depths`` (N,), ``dims`` (N, 3) l, h, w, ``alphas`` (N,) and ``pixel_bboxes``.
-        """
-        if len(gt_instances_3d) != len(gt_instances):
-            raise ValueError(f'{len(gt_instances_3d)} 3D objects but {len(gt_instances)} 2D boxes: '
-                             'the 2D and 3D annotations must list the same objects')
-        height, width = img_size
-        labels = gt_instances_3d.labels_3d
-        device = labels.device
-        scale = torch.tensor([width, height], dtype=torch.float32, device=device)
-        pixel_bboxes = gt_instances.bboxes.to(device=device, dtype=torch.float32).reshape(-1, 4)
-        centers = (gt_instances_3d.centers_2d.to(device=device, dtype=torch.float32).reshape(-1, 2) + 0.5) / scale
-        bboxes = (pixel_bboxes + 0.5) / scale.repeat(2)
-        # A centre outside its box (dropped by the pipeline's filter) would give negative sides.
-        lrtb = torch.stack([centers[:, 0] - bboxes[:, 0], bboxes[:, 2] - centers[:, 0],
-                            centers[:, 1] - bboxes[:, 1], bboxes[:, 3] - centers[:, 1]], dim=-1).clamp(min=0)
-        boxes_3d = gt_instances_3d.bboxes_3d.tensor.to(device=device, dtype=torch.float32)
-        alphas = boxes_3d[:, 6] - torch.atan2(boxes_3d[:, 0], boxes_3d[:, 2])
-        return InstanceData(
-            labels=labels.long(), centers_2d=centers, lrtb=lrtb, bboxes=boxes6d_to_xyxy(torch.cat([centers, lrtb], 1)),
-            depths=gt_instances_3d.depths.to(device=device, dtype=torch.float32).reshape(-1),
-            dims=boxes_3d[:, 3:6], alphas=alphas, pixel_bboxes=pixel_bboxes)
-
     def loss(self, hidden_states: Tensor, references: Sequence[Tensor], weighted_depth: Tensor,
              depth_logits: Tensor, batch_data_samples: Sequence, img_size: Tuple[int, int],
              num_groups: int = 1) -> Dict[str, Tensor]:
@@ -259,11 +217,16 @@ class MonoDETRHead(BaseModule):
         batch_img_metas = [sample.metainfo for sample in batch_data_samples]
         outputs = self(hidden_states, references, weighted_depth, self.focal_lengths(batch_img_metas,
                                                                                      weighted_depth), img_size)
-        batch_gt = [
-            self.get_gt_instances(sample.gt_instances_3d, sample.gt_instances, img_size)
+        return self.loss_by_feat(outputs, depth_logits, self.get_targets(batch_data_samples, img_size), img_size,
+                                 num_groups)
+
+    def get_targets(self, batch_data_samples: Sequence, img_size: Tuple[int, int]) -> List[InstanceData]:
+        """Per image, the targets that :meth:`MonoDETRBBoxCoder.encode` makes of ``gt_instances_3d`` and
+        ``gt_instances``."""
+        return [
+            self.bbox_coder.encode(sample.gt_instances_3d, sample.gt_instances, img_size)
             for sample in batch_data_samples
         ]
-        return self.loss_by_feat(outputs, depth_logits, batch_gt, img_size, num_groups)
 
     def loss_by_feat(self, outputs: Dict[str, Tensor], depth_logits: Tensor, batch_gt: List[InstanceData],
                      img_size: Tuple[int, int], num_groups: int = 1) -> Dict[str, Tensor]:
@@ -273,7 +236,7 @@ class MonoDETRHead(BaseModule):
         Args:
             outputs: as returned by :meth:`forward`.
             depth_logits: (B, N + 1, H_d, W_d) depth-map logits.
-            batch_gt: per image, as returned by :meth:`get_gt_instances`.
+            batch_gt: per image, the targets of :meth:`MonoDETRBBoxCoder.encode`.
             img_size: (H, W) of the input tensor.
             num_groups: query groups G; each object is matched once per group.
         """
@@ -367,7 +330,6 @@ class MonoDETRHead(BaseModule):
             original image, ``scores_3d``, ``labels_3d``) and the 2D ones (``bboxes`` in original image
             pixels, ``scores``, ``labels``).
         """
-        height, width = img_size
         results_3d, results_2d = [], []
         for image, meta in enumerate(batch_img_metas):
             prob = outputs['cls_scores'][image].sigmoid()
@@ -381,22 +343,14 @@ class MonoDETRHead(BaseModule):
                 scores = scores * (-log_variance).exp()
 
             boxes = outputs['boxes'][image, query]
-            scale = boxes.new_tensor([width, height])
-            centers = boxes[:, :2] * scale - 0.5
             cam2img = cam2img_to_4x4(torch.as_tensor(np.asarray(meta['cam2img']), dtype=torch.float64)).to(boxes)
-            gravity_centers = unproject_points(torch.cat([centers, depth[:, None]], dim=-1), cam2img)
-            # untrained heads can output non-positive sizes, which box overlaps cannot take
-            dims = outputs['dims'][image, query].clamp(min=1e-2)
-            alphas = decode_heading(outputs['angles'][image, query], self.num_heading_bins)
-            yaws = alphas + torch.atan2(gravity_centers[:, 0], gravity_centers[:, 2])
-            yaws = torch.remainder(yaws + math.pi, 2 * math.pi) - math.pi
-            bboxes_3d = CameraInstance3DBoxes(torch.cat([gravity_centers, dims, yaws[:, None]], dim=-1),
-                                              box_dim=7, origin=(0.5, 0.5, 0.5))
-            results_3d.append(InstanceData(bboxes_3d=bboxes_3d, scores_3d=scores, labels_3d=labels))
-
-            bboxes_2d = boxes6d_to_xyxy(boxes) * scale.repeat(2) - 0.5
+            img_aug_matrix = None
             if 'img_aug_matrix' in meta:
-                inverse = torch.linalg.inv(torch.as_tensor(np.asarray(meta['img_aug_matrix']), dtype=torch.float64))
-                bboxes_2d = transform_boxes_2d(bboxes_2d.double(), inverse.to(bboxes_2d.device)).to(boxes)
+                img_aug_matrix = torch.as_tensor(np.asarray(meta['img_aug_matrix']), dtype=torch.float64,
+                                                 device=boxes.device)
+            bboxes_3d, bboxes_2d = self.bbox_coder.decode(boxes, depth, outputs['dims'][image, query],
+                                                          outputs['angles'][image, query], cam2img, img_size,
+                                                          img_aug_matrix)
+            results_3d.append(InstanceData(bboxes_3d=bboxes_3d, scores_3d=scores, labels_3d=labels))
             results_2d.append(InstanceData(bboxes=bboxes_2d, scores=scores, labels=labels))
         return results_3d, results_2d

@@ -88,40 +88,44 @@ class MonoDETR(Base3DDetector):
         """The 4 feature levels (B, C, H_l, W_l) of ``batch_inputs_dict['imgs']`` (B, 3, H, W)."""
         return list(self.neck(self.backbone(batch_inputs_dict['imgs'])))
 
-    def _forward_transformer(self, batch_inputs_dict: Dict[str, Tensor],
-                             num_groups: int) -> Tuple[Tensor, List[Tensor], Tensor, Tensor, Tuple[int, int]]:
-        """Features, depth predictor and transformer.
-
-        Returns:
-            hidden_states (L, B, G * Q, C), references, depth_logits (B, N + 1, H_d, W_d), weighted_depth
-            (B, H_d, W_d) and the input size (H, W).
-        """
-        img_size = tuple(batch_inputs_dict['imgs'].shape[-2:])
-        mlvl_feats = self.extract_feat(batch_inputs_dict)
-        mlvl_pos = [
+    def positional_encodings(self, mlvl_feats: List[Tensor]) -> List[Tensor]:
+        """Sine positional encoding (B, C, H_l, W_l) of each level (nothing is padded)."""
+        return [
             self.positional_encoding(feat.new_zeros((feat.shape[0], ) + feat.shape[-2:], dtype=torch.bool))
             for feat in mlvl_feats
         ]
-        depth_logits, depth_embed, weighted_depth = self.depth_predictor(mlvl_feats, mlvl_pos[1])
-        hidden_states, references = self.transformer(mlvl_feats, mlvl_pos, depth_embed, num_groups=num_groups,
-                                                     reg_branches=self.bbox_head.reg_branches)
-        return hidden_states, references, depth_logits, weighted_depth, img_size
+
+    def forward_features(self, batch_inputs_dict: Dict[str, Tensor], num_groups: int) -> Dict[str, object]:
+        """Features, depth predictor and transformer: the head's inputs.
+
+        Returns:
+            ``hidden_states`` (L, B, G * Q, C) and ``references`` of the decoder (see
+            :meth:`DepthAwareTransformer.forward_decoder`), ``depth_logits`` (B, N + 1, H_d, W_d),
+            ``weighted_depth`` (B, H_d, W_d) and ``img_size``, the input size (H, W).
+        """
+        mlvl_feats = self.extract_feat(batch_inputs_dict)
+        mlvl_pos_embeds = self.positional_encodings(mlvl_feats)
+        depth_logits, depth_embed, weighted_depth = self.depth_predictor(mlvl_feats, mlvl_pos_embeds[1])
+        head_inputs_dict = self.transformer(mlvl_feats, mlvl_pos_embeds, depth_embed, num_groups=num_groups,
+                                            reg_branches=self.bbox_head.reg_branches)
+        return dict(head_inputs_dict, depth_logits=depth_logits, weighted_depth=weighted_depth,
+                    img_size=tuple(batch_inputs_dict['imgs'].shape[-2:]))
 
     def loss(self, batch_inputs_dict: Dict[str, Tensor], batch_data_samples: List[Det3DDataSample],
              **kwargs) -> Dict[str, Tensor]:
         """Losses of a training batch, with all ``num_groups`` query groups."""
-        hidden_states, references, depth_logits, weighted_depth, img_size = self._forward_transformer(
-            batch_inputs_dict, self.num_groups)
-        return self.bbox_head.loss(hidden_states, references, weighted_depth, depth_logits, batch_data_samples,
-                                   img_size, num_groups=self.num_groups)
+        head_inputs_dict = self.forward_features(batch_inputs_dict, self.num_groups)
+        return self.bbox_head.loss(**head_inputs_dict, batch_data_samples=batch_data_samples,
+                                   num_groups=self.num_groups)
 
     def predict(self, batch_inputs_dict: Dict[str, Tensor], batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
         """Detections of the first query group, set as ``pred_instances_3d`` (camera frame of the
         original image) and ``pred_instances`` (2D boxes in original pixels) of each data sample."""
-        hidden_states, references, _, weighted_depth, img_size = self._forward_transformer(batch_inputs_dict, 1)
-        results_3d, results_2d = self.bbox_head.predict(hidden_states, references, weighted_depth,
-                                                        batch_data_samples, img_size)
+        head_inputs_dict = self.forward_features(batch_inputs_dict, 1)
+        results_3d, results_2d = self.bbox_head.predict(
+            head_inputs_dict['hidden_states'], head_inputs_dict['references'], head_inputs_dict['weighted_depth'],
+            batch_data_samples, head_inputs_dict['img_size'])
         return self.add_pred_to_datasample(batch_data_samples, results_3d, results_2d)
 
     def _forward(self, batch_inputs_dict: Dict[str, Tensor],
@@ -129,8 +133,9 @@ class MonoDETR(Base3DDetector):
                  **kwargs) -> Union[Tuple[Tensor, ...], Dict[str, Tensor]]:
         """Raw per-layer outputs of the first query group (no decoding); ``cam2img`` of the data samples
         gives the focal lengths of the geometric depth."""
-        hidden_states, references, depth_logits, weighted_depth, img_size = self._forward_transformer(
-            batch_inputs_dict, 1)
+        head_inputs_dict = self.forward_features(batch_inputs_dict, 1)
+        weighted_depth = head_inputs_dict['weighted_depth']
         focal = self.bbox_head.focal_lengths([sample.metainfo for sample in batch_data_samples], weighted_depth)
-        outputs = self.bbox_head(hidden_states, references, weighted_depth, focal, img_size)
-        return dict(outputs, depth_logits=depth_logits, weighted_depth=weighted_depth)
+        outputs = self.bbox_head(head_inputs_dict['hidden_states'], head_inputs_dict['references'], weighted_depth,
+                                 focal, head_inputs_dict['img_size'])
+        return dict(outputs, depth_logits=head_inputs_dict['depth_logits'], weighted_depth=weighted_depth)

@@ -10,12 +10,15 @@ Object Detection", ICCV 2023).
   ``(x, y, l, r, t, b)``: the projected 3D centre and the distances to the 2D box sides, normalised by
   the input size.
 - :class:`DepthAwareTransformer`: flattening of the levels, the learned queries (Group DETR: ``G``
-  groups of ``Q`` queries in training, the first group at inference), encoder and decoder.
+  groups of ``Q`` queries in training, the first group at inference), encoder and decoder, as the steps
+  of mmdet's ``DetectionTransformer`` (``pre_transformer``, ``forward_encoder``, ``pre_decoder``,
+  ``forward_decoder``) that hand dicts to each other; a variant overrides one step (MonoDGP's
+  ``forward_decoder``).
 
 Inputs are assumed unpadded (all images of a batch share one size, as the KITTI pipelines produce),
 as in the official code whose masks are all False: the encoder and decoder take no padding masks.
 """
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -27,6 +30,12 @@ from torch import Tensor, nn
 
 from perception.ops import MultiScaleDeformableAttention
 from perception.registry import MODELS
+
+# The official decoder layers' settings, the defaults of MonoDETR's and MonoDGP's decoder layers.
+ATTN_CFG = dict(embed_dims=256, num_heads=8, attn_drop=0.1, proj_drop=0.1)
+MSDA_CFG = dict(embed_dims=256, num_heads=8, num_levels=4, num_points=4, dropout=0.1)
+FFN_CFG = dict(embed_dims=256, feedforward_channels=256, num_fcs=2, ffn_drop=0.1,
+               act_cfg=dict(type='ReLU', inplace=True))
 
 
 class VisualEncoderLayer(DeformableDetrTransformerEncoderLayer):
@@ -86,12 +95,10 @@ class DepthAwareDecoderLayer(BaseModule):
     """
 
     def __init__(self,
-                 depth_cross_attn_cfg: dict = dict(embed_dims=256, num_heads=8, attn_drop=0.1, proj_drop=0.1),
-                 self_attn_cfg: dict = dict(embed_dims=256, num_heads=8, attn_drop=0.1, proj_drop=0.1),
-                 cross_attn_cfg: dict = dict(embed_dims=256, num_heads=8, num_levels=4, num_points=4,
-                                             dropout=0.1),
-                 ffn_cfg: dict = dict(embed_dims=256, feedforward_channels=256, num_fcs=2, ffn_drop=0.1,
-                                      act_cfg=dict(type='ReLU', inplace=True)),
+                 depth_cross_attn_cfg: dict = ATTN_CFG,
+                 self_attn_cfg: dict = ATTN_CFG,
+                 cross_attn_cfg: dict = MSDA_CFG,
+                 ffn_cfg: dict = FFN_CFG,
                  norm_cfg: dict = dict(type='LN'),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
@@ -238,16 +245,19 @@ class DepthAwareTransformer(BaseModule):
         nn.init.constant_(self.reference_points.bias, 0.)
         nn.init.normal_(self.level_embed)
 
-    def encode(self, mlvl_feats: List[Tensor], mlvl_pos_embeds: List[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
-        """Flatten the levels and run the visual encoder.
+    def pre_transformer(self, mlvl_feats: List[Tensor],
+                        mlvl_pos_embeds: List[Tensor]) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """Flatten the levels for the encoder and the decoder.
 
         Args:
             mlvl_feats: L levels (B, C, H_l, W_l).
             mlvl_pos_embeds: L positional encodings shaped like the levels.
 
         Returns:
-            memory (B, S, C) with S = sum of H_l W_l, spatial_shapes (L, 2) int64 (H_l, W_l) and
-            level_start_index (L,).
+            - encoder_inputs_dict: ``feat`` (B, S, C) with S = sum of H_l W_l, ``feat_pos`` (B, S, C) (the
+              positional encodings plus the level embeddings), ``spatial_shapes`` (L, 2) int64 (H_l, W_l),
+              ``level_start_index`` (L,) and ``valid_ratios`` (B, L, 2), all 1 (nothing is padded).
+            - decoder_inputs_dict: ``spatial_shapes`` and ``level_start_index``.
         """
         batch_size = mlvl_feats[0].shape[0]
         spatial_shapes = torch.as_tensor([feat.shape[-2:] for feat in mlvl_feats], dtype=torch.long,
@@ -258,28 +268,62 @@ class DepthAwareTransformer(BaseModule):
             pos.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
             for lvl, pos in enumerate(mlvl_pos_embeds)
         ], dim=1)
-        valid_ratios = feat_flatten.new_ones(batch_size, len(mlvl_feats), 2)
-        memory = self.encoder(query=feat_flatten, query_pos=pos_flatten, key_padding_mask=None,
-                              spatial_shapes=spatial_shapes, level_start_index=level_start_index,
-                              valid_ratios=valid_ratios)
-        return memory, spatial_shapes, level_start_index
+        encoder_inputs_dict = dict(feat=feat_flatten, feat_pos=pos_flatten, spatial_shapes=spatial_shapes,
+                                   level_start_index=level_start_index,
+                                   valid_ratios=feat_flatten.new_ones(batch_size, len(mlvl_feats), 2))
+        decoder_inputs_dict = dict(spatial_shapes=spatial_shapes, level_start_index=level_start_index)
+        return encoder_inputs_dict, decoder_inputs_dict
 
-    def initial_queries(self, batch_size: int, num_groups: int) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward_encoder(self, feat: Tensor, feat_pos: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
+                        valid_ratios: Tensor) -> Dict[str, Tensor]:
+        """The visual encoder on the flattened levels (arguments as :meth:`pre_transformer` returns them).
+
+        Returns:
+            ``memory`` (B, S, C).
+        """
+        memory = self.encoder(query=feat, query_pos=feat_pos, key_padding_mask=None, spatial_shapes=spatial_shapes,
+                              level_start_index=level_start_index, valid_ratios=valid_ratios)
+        return dict(memory=memory)
+
+    def pre_decoder(self, batch_size: int, num_groups: int) -> Dict[str, Tensor]:
         """The learned queries of the first ``num_groups`` groups.
 
         Returns:
-            query (B, G * Q, C), query_pos (B, G * Q, C) and reference_points (B, G * Q, 2).
+            ``query`` (B, G * Q, C), ``query_pos`` (B, G * Q, C) and ``reference_points`` (B, G * Q, 2).
         """
         if num_groups > self.num_groups:
             raise ValueError(f'{num_groups} query groups asked, {self.num_groups} built')
         query_embed = self.query_embedding.weight[:self.num_queries * num_groups]
         query_pos, query = query_embed.unsqueeze(0).expand(batch_size, -1, -1).split(self.embed_dims, dim=-1)
-        return query, query_pos, self.reference_points(query_pos).sigmoid()
+        return dict(query=query, query_pos=query_pos, reference_points=self.reference_points(query_pos).sigmoid())
+
+    def forward_decoder(self, query: Tensor, query_pos: Optional[Tensor], memory: Tensor, reference_points: Tensor,
+                        spatial_shapes: Tensor, level_start_index: Tensor, depth_embed: Tensor, num_groups: int,
+                        reg_branches: Optional[nn.ModuleList]) -> Dict[str, Union[Tensor, List[Tensor]]]:
+        """The depth-aware decoder.
+
+        Args:
+            query, query_pos, reference_points: as :meth:`pre_decoder` returns them.
+            memory: (B, S, C) as :meth:`forward_encoder` returns it.
+            spatial_shapes, level_start_index: as :meth:`pre_transformer` returns them.
+            depth_embed: (B, C, H_d, W_d) depth embeddings of the depth predictor.
+            num_groups: query groups G.
+            reg_branches: box refinement branches, see :meth:`DepthAwareDecoder.forward`.
+
+        Returns:
+            ``hidden_states`` (num_layers, B, G * Q, C) and ``references``, the reference of each layer.
+        """
+        hidden_states, references = self.decoder(
+            query=query, query_pos=query_pos, value=memory, reference_points=reference_points,
+            spatial_shapes=spatial_shapes, level_start_index=level_start_index,
+            depth_embed=depth_embed.flatten(2).transpose(1, 2), num_groups=num_groups, reg_branches=reg_branches)
+        return dict(hidden_states=hidden_states, references=references)
 
     def forward(self, mlvl_feats: List[Tensor], mlvl_pos_embeds: List[Tensor], depth_embed: Tensor,
                 num_groups: int = 1,
-                reg_branches: Optional[nn.ModuleList] = None) -> Tuple[Tensor, List[Tensor]]:
-        """
+                reg_branches: Optional[nn.ModuleList] = None) -> Dict[str, Union[Tensor, List[Tensor]]]:
+        """:meth:`pre_transformer`, :meth:`forward_encoder`, :meth:`pre_decoder`, :meth:`forward_decoder`.
+
         Args:
             mlvl_feats: L levels (B, C, H_l, W_l).
             mlvl_pos_embeds: L positional encodings shaped like the levels.
@@ -288,11 +332,10 @@ class DepthAwareTransformer(BaseModule):
             reg_branches: box refinement branches, see :meth:`DepthAwareDecoder.forward`.
 
         Returns:
-            hidden_states (num_layers, B, G * Q, C) and the references of each layer.
+            What :meth:`forward_decoder` returns: the head's inputs.
         """
-        query, query_pos, reference_points = self.initial_queries(mlvl_feats[0].shape[0], num_groups)
-        memory, spatial_shapes, level_start_index = self.encode(mlvl_feats, mlvl_pos_embeds)
-        return self.decoder(query=query, query_pos=query_pos, value=memory, reference_points=reference_points,
-                            spatial_shapes=spatial_shapes, level_start_index=level_start_index,
-                            depth_embed=depth_embed.flatten(2).transpose(1, 2), num_groups=num_groups,
-                            reg_branches=reg_branches)
+        encoder_inputs_dict, decoder_inputs_dict = self.pre_transformer(mlvl_feats, mlvl_pos_embeds)
+        decoder_inputs_dict.update(self.forward_encoder(**encoder_inputs_dict))
+        decoder_inputs_dict.update(self.pre_decoder(mlvl_feats[0].shape[0], num_groups))
+        return self.forward_decoder(**decoder_inputs_dict, depth_embed=depth_embed, num_groups=num_groups,
+                                    reg_branches=reg_branches)
