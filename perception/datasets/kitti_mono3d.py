@@ -25,7 +25,10 @@ class KittiMono3DDataset(KittiDataset):
     - ``depths``: (N,) float32 projective depth of that centre, metres.
     - the other instance fields of the info file (``alpha``, ``truncated``, ``occluded``, ``difficulty`` ...).
     - ``gt_bboxes_ignore``: (M, 4) float32 2D boxes of the DontCare regions.
-    - ``instances``: every label row of the info file, DontCare and unchosen classes included, for evaluation.
+
+    Each frame's info also holds ``frame_id``, the KITTI frame number of the info file (8 for
+    ``000008.png``), which ``KittiMetric`` names the ground truth and the result files by; mmengine's
+    ``sample_idx`` is the position in the dataset.
 
     Args:
         data_root: dataset root.
@@ -55,18 +58,9 @@ class KittiMono3DDataset(KittiDataset):
 
     def parse_data_info(self, info: dict) -> dict:
         info = super().parse_data_info(info)
-        info['frame_idx'] = int(info['sample_idx'])
-        return info
-
-    def get_data_info(self, idx: int) -> dict:
-        """The frame's info; ``sample_idx`` is the KITTI frame number of the info file.
-
-        mmengine's ``BaseDataset.get_data_info`` overwrites ``sample_idx`` with the position in the dataset,
-        which names the wrong frame in every split that is not frames 0..N-1 in order (KITTI val, the
-        synthetic val 800..999): ``KittiMetric`` reads the ground truth and names the result files by it.
-        """
-        info = super().get_data_info(idx)
-        info['sample_idx'] = info['frame_idx']
+        # mmengine's get_data_info overwrites sample_idx with the dataset position, which names the wrong
+        # frame in every split that is not frames 0..N-1 in order (KITTI val, the synthetic val 800..999).
+        info['frame_id'] = int(info['sample_idx'])
         return info
 
     def parse_ann_info(self, info: dict) -> Optional[dict]:
@@ -80,12 +74,12 @@ class KittiMono3DDataset(KittiDataset):
                 centers_2d=np.zeros((0, 2), dtype=np.float32),
                 depths=np.zeros(0, dtype=np.float32),
                 alpha=np.zeros(0),
-                gt_bboxes_ignore=np.zeros((0, 4), dtype=np.float32),
-                instances=info['instances'])
+                gt_bboxes_ignore=np.zeros((0, 4), dtype=np.float32))
         # The info files label DontCare (and only DontCare) with -1; unchosen classes are mapped to -1 above.
         dontcare = np.array([inst['bbox_label'] == -1 for inst in info['instances']])
         keep = ann_info['gt_labels_3d'] > -1
-        filtered = {key: value if key == 'instances' else value[keep] for key, value in ann_info.items()}
+        # mmdet3d also hands over the raw label rows ('instances'), which nothing reads
+        filtered = {key: value[keep] for key, value in ann_info.items() if key != 'instances'}
         filtered['gt_bboxes_3d'] = CameraInstance3DBoxes(filtered['gt_bboxes_3d'].reshape(-1, 7))
         filtered['gt_bboxes'] = filtered['gt_bboxes'].reshape(-1, 4)
         filtered['centers_2d'] = filtered['centers_2d'].reshape(-1, 2)

@@ -4,7 +4,7 @@ import torch
 from mmdet3d.structures import CameraInstance3DBoxes, Det3DDataSample
 from mmengine.structures import InstanceData
 
-from perception.structures.camera import project_points
+from perception.structures import project_points, projected_boxes_2d
 
 
 def mono3d_sample(objects, img_size, cam2img) -> Det3DDataSample:
@@ -16,8 +16,7 @@ def mono3d_sample(objects, img_size, cam2img) -> Det3DDataSample:
     objects = np.asarray(objects, dtype=np.float32).reshape(-1, 8)
     boxes = CameraInstance3DBoxes(torch.from_numpy(objects[:, :7]))
     centers = project_points(boxes.gravity_center.numpy(), cam2img)
-    corners = project_points(boxes.corners.numpy(), cam2img)
-    bboxes = np.concatenate([corners.min(1), corners.max(1)], axis=1)
+    bboxes = projected_boxes_2d(boxes.corners.numpy(), cam2img)
     img_size = tuple(img_size)
     sample = Det3DDataSample(metainfo=dict(cam2img=cam2img, img_shape=img_size, ori_shape=img_size,
                                            pad_shape=img_size, box_type_3d=CameraInstance3DBoxes))

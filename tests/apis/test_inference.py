@@ -6,6 +6,7 @@ import torch
 from mmdet3d.structures import CameraInstance3DBoxes
 
 from perception.apis import inference_mono3d, init_model
+from perception.structures import cam2img_to_4x4
 from tests.models.test_monodetr_model import tiny_model_cfg
 
 P2 = np.array([[721.5, 0., 609.6, 44.9], [0., 721.5, 172.9, 0.2], [0., 0., 1., 0.003]])
@@ -49,7 +50,7 @@ def test_inference_on_an_array_and_a_file(model_and_checkpoint, tmp_path):
 
     path = tmp_path / 'frame.png'
     cv2.imwrite(str(path), image)
-    from_file = inference_mono3d(model, str(path), np.vstack([P2, [0., 0., 0., 1.]]))
+    from_file = inference_mono3d(model, str(path), cam2img_to_4x4(P2))
     torch.testing.assert_close(from_file[0].tensor, bboxes_3d.tensor)
     torch.testing.assert_close(from_file[1], scores)
 

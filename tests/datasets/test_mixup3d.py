@@ -51,15 +51,14 @@ def make_info(img_path, cam2img, cars, size=(375, 1242)):
         gt_bboxes=np.array([c['bbox'] for c in cars], dtype=np.float32).reshape(-1, 4),
         gt_bboxes_labels=np.full(len(cars), 2, dtype=np.int64),
         centers_2d=np.array([c['center_2d'] for c in cars], dtype=np.float32).reshape(-1, 2),
-        depths=np.array([c['depth'] for c in cars], dtype=np.float32),
-        alpha=np.array([c['alpha'] for c in cars], dtype=np.float32)))
+        depths=np.array([c['depth'] for c in cars], dtype=np.float32)))
     if size is not None:
         info['images'] = dict(CAM2=dict(height=size[0], width=size[1]))
     return info
 
 
 def load(info, flip=False):
-    results = LoadAnnotationsMono3D(with_alpha=True)(LoadImageMono3D()(copy.deepcopy(info)))
+    results = LoadAnnotationsMono3D()(LoadImageMono3D()(copy.deepcopy(info)))
     return RandomFlipMono3D(prob=1.0)(results) if flip else results
 
 
@@ -86,7 +85,7 @@ def test_blend_and_label_union(kitti8, grey, flip):
     assert out['mixup3d_index'] == 0
     expected = np.clip(np.rint(0.5 * main['img'].astype(np.float32) + 50), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(out['img'], expected)
-    for key in ('gt_bboxes', 'gt_bboxes_labels', 'gt_labels_3d', 'centers_2d', 'depths', 'gt_alphas'):
+    for key in ('gt_bboxes', 'gt_bboxes_labels', 'gt_labels_3d', 'centers_2d', 'depths'):
         assert len(out[key]) == 8, key
         np.testing.assert_array_equal(out[key][:6], main[key])
         # the partner's objects come last, flipped like the image: here the same cars again

@@ -14,7 +14,7 @@ from mmdet3d.structures import CameraInstance3DBoxes
 from perception.datasets.transforms import (FilterMono3DInstances, LoadImageMono3D, PackMono3DInputs,
                                             RandomCropScaleMono3D, RandomFlipMono3D, ResizeMono3D)
 from perception.registry import TRANSFORMS
-from perception.structures.camera import project_points, transform_points_2d
+from perception.structures import cam2img_to_4x4, project_points, transform_points_2d, yaw_to_alpha
 
 GEOMETRIC = {
     'flip': lambda: RandomFlipMono3D(prob=1.0),
@@ -39,8 +39,8 @@ def frame(shared_dir):
         gt_bboxes=np.array([inst['bbox'] for inst in cars], dtype=np.float32),
         gt_bboxes_labels=np.full(len(cars), 2, dtype=np.int64),
         centers_2d=np.array([inst['center_2d'] for inst in cars], dtype=np.float32),
-        depths=np.array([inst['depth'] for inst in cars], dtype=np.float32),
-        gt_alphas=np.array([inst['alpha'] for inst in cars], dtype=np.float32))
+        depths=np.array([inst['depth'] for inst in cars], dtype=np.float32))
+    results['frame_id'] = 8
     return results
 
 
@@ -104,8 +104,12 @@ def test_flip_angles_and_involution(frame):
     ry, ry_flipped = frame['gt_bboxes_3d'].yaw.numpy(), once['gt_bboxes_3d'].yaw.numpy()
     np.testing.assert_allclose(np.cos(ry_flipped), -np.cos(ry), atol=1e-6)
     np.testing.assert_allclose(np.sin(ry_flipped), np.sin(ry), atol=1e-6)
-    assert (np.abs(ry_flipped) <= np.pi).all() and (np.abs(once['gt_alphas']) <= np.pi).all()
-    np.testing.assert_allclose(np.cos(once['gt_alphas']), -np.cos(frame['gt_alphas']), atol=1e-6)
+    assert (np.abs(ry_flipped) <= np.pi).all()
+    # the observation angle, which the heads learn, mirrors too: alpha -> pi - alpha
+    alpha = yaw_to_alpha(ry, *frame['gt_bboxes_3d'].gravity_center.numpy()[:, [0, 2]].T)
+    alpha_flipped = yaw_to_alpha(ry_flipped, *once['gt_bboxes_3d'].gravity_center.numpy()[:, [0, 2]].T)
+    np.testing.assert_allclose(np.cos(alpha_flipped), -np.cos(alpha), atol=1e-6)
+    np.testing.assert_allclose(np.sin(alpha_flipped), np.sin(alpha), atol=1e-6)
     np.testing.assert_allclose(once['gt_bboxes'][:, 0], width - 1 - frame['gt_bboxes'][:, 2], atol=1e-3)
     np.testing.assert_array_equal(once['img'][:, ::-1], frame['img'])
     assert once['flip'] and once['cam2img'][0, 3] != frame['cam2img'][0, 3]
@@ -132,19 +136,29 @@ def test_filter_keeps_instances_aligned(frame):
     keep = [0, 2, 4, 5]
     assert len(out['gt_bboxes_3d']) == 4
     np.testing.assert_array_equal(out['gt_bboxes'], frame['gt_bboxes'][keep])
-    np.testing.assert_array_equal(out['gt_alphas'], frame['gt_alphas'][keep])
+    np.testing.assert_array_equal(out['depths'], frame['depths'][keep])
     torch.testing.assert_close(out['gt_bboxes_3d'].tensor, frame['gt_bboxes_3d'].tensor[keep])
 
 
-def test_pack_gives_camera_boxes_centres_depths_and_alphas(frame):
+def test_pack_gives_camera_boxes_centres_depths_and_the_frame_id(frame):
     packed = PackMono3DInputs()(copy.deepcopy(frame))
     sample = packed['data_samples']
     assert packed['inputs']['img'].shape == (3, 375, 1242)
     assert isinstance(sample.gt_instances_3d.bboxes_3d, CameraInstance3DBoxes)
     assert sample.gt_instances_3d.centers_2d.shape == (6, 2) and sample.gt_instances_3d.depths.shape == (6, )
-    assert sample.gt_instances_3d.alphas.shape == (6, ) and sample.gt_instances.bboxes.shape == (6, 4)
+    assert sample.gt_instances.bboxes.shape == (6, 4)
+    assert set(sample.gt_instances_3d.keys()) == {'bboxes_3d', 'labels_3d', 'centers_2d', 'depths'}
     np.testing.assert_array_equal(sample.metainfo['cam2img'], frame['cam2img'])
+    assert sample.metainfo['frame_id'] == 8 and 'sample_idx' not in sample.metainfo
     assert 'lidar2img' not in sample.metainfo
+
+
+@pytest.mark.parametrize('shape', [(3, 3), (3, 4), (4, 4)])
+def test_load_image_pads_cam2img_to_4x4(frame, shape):
+    cam2img = np.arange(16, dtype=np.float64).reshape(4, 4)[:shape[0], :shape[1]]
+    out = LoadImageMono3D()(dict(img_path=frame['img_path'], cam2img=cam2img.tolist()))
+    np.testing.assert_array_equal(out['cam2img'], cam2img_to_4x4(cam2img))
+    assert out['cam2img'].dtype == np.float64 and out['ori_cam2img'] is not out['cam2img']
 
 
 def test_registered_and_bad_image_named(tmp_path):

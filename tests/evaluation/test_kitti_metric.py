@@ -9,6 +9,7 @@ from mmengine.structures import InstanceData
 
 from perception.evaluation.metrics import KittiMetric, predictions_to_kitti
 from perception.fileio import read_label_file, write_label_file
+from perception.structures import projected_boxes_2d
 
 P2 = np.array([[700., 0., 600., 0.], [0., 700., 180., 0.], [0., 0., 1., 0.], [0., 0., 0., 1.]])
 IMAGE_SHAPE = (375, 1242)
@@ -20,16 +21,24 @@ def boxes(rows):
     return CameraInstance3DBoxes(torch.tensor(rows, dtype=torch.float32).reshape(-1, 7))
 
 
-def test_projection_clipping_and_alpha():
-    dets = predictions_to_kitti(
-        boxes([
-            [1, 1.5, 20, 4, 1.5, 2, 0],  # in view
-            [-8, 1.5, 10, 4, 1.5, 2, 0],  # cut by the left border
-            [-5, 1.5, 10, 0.8, 1.7, 0.6, 3.1],  # alpha wraps past pi
-            [0, 1.5, -5, 4, 1.5, 2, 0],  # behind the camera
-            [60, 1.5, 10, 4, 1.5, 2, 0],  # right of the image
-        ]),
-        np.array([0.9, 0.8, 0.7, 0.6, 0.5]), np.array([2, 2, 0, 2, 2]), CLASSES, P2, IMAGE_SHAPE)
+def projected(bboxes_3d):
+    """The 2D boxes of the projected corners, as a perfect 2D branch would predict them."""
+    return projected_boxes_2d(bboxes_3d.corners.double().numpy(), P2)
+
+
+def test_predicted_2d_boxes_clipping_and_alpha():
+    bboxes_3d = boxes([
+        [1, 1.5, 20, 4, 1.5, 2, 0],  # in view
+        [-8, 1.5, 10, 4, 1.5, 2, 0],  # cut by the left border
+        [-5, 1.5, 10, 0.8, 1.7, 0.6, 3.1],  # alpha wraps past pi
+        [0, 1.5, -5, 4, 1.5, 2, 0],  # behind the camera
+        [1, 1.5, 20, 4, 1.5, 2, 0],  # its 2D box right of the image
+    ])
+    bboxes_2d = projected(bboxes_3d)
+    bboxes_2d[3] = [600, 180, 700, 250]  # a 2D box in view does not save a box behind the camera
+    bboxes_2d[4] = [1250, 100, 1300, 200]
+    dets = predictions_to_kitti(bboxes_3d, bboxes_2d, np.array([0.9, 0.8, 0.7, 0.6, 0.5]),
+                                np.array([2, 2, 0, 2, 2]), CLASSES, IMAGE_SHAPE)
     assert dets['name'].tolist() == ['Car', 'Car', 'Pedestrian']
     np.testing.assert_allclose(dets['score'], [0.9, 0.8, 0.7], rtol=1e-6)
     # Corners x in {-1, 3}, y in {0, 1.5}, z in {19, 21}: u = 600 + 700 x / z, v = 180 + 700 y / z.
@@ -43,19 +52,24 @@ def test_projection_clipping_and_alpha():
     assert dets['alpha'][2] == pytest.approx(3.1 + math.atan2(5, 10) - 2 * math.pi, abs=1e-6)
 
 
-def sample(idx, rows, labels, scores):
+def sample(frame_id, rows, labels, scores):
+    """A data sample of the KITTI frame ``frame_id`` whose 2D boxes are those of its projected 3D boxes."""
     data_sample = Det3DDataSample()
-    data_sample.set_metainfo(dict(sample_idx=idx, ori_cam2img=P2, ori_shape=IMAGE_SHAPE, cam2img=P2 * 2))
+    # sample_idx (mmengine's dataset position) differs from the frame: the metric must read frame_id
+    data_sample.set_metainfo(dict(frame_id=frame_id, sample_idx=100 + frame_id, ori_shape=IMAGE_SHAPE,
+                                  img_shape=(IMAGE_SHAPE[0] * 2, IMAGE_SHAPE[1] * 2)))
     data_sample.pred_instances_3d = InstanceData(
         bboxes_3d=boxes(rows), labels_3d=torch.tensor(labels), scores_3d=torch.tensor(scores))
+    data_sample.pred_instances = InstanceData(bboxes=torch.from_numpy(projected(boxes(rows))).float(),
+                                              labels=torch.tensor(labels), scores=torch.tensor(scores))
     return data_sample
 
 
 def write_ground_truth(folder):
     """Frame 0: one easy Car at (1, 1.5, 20); frame 1: nothing."""
     folder.mkdir()
-    truth = predictions_to_kitti(boxes([[1, 1.5, 20, 4, 1.5, 2, 0]]), np.ones(1), np.array([2]), CLASSES, P2,
-                                 IMAGE_SHAPE)
+    car = boxes([[1, 1.5, 20, 4, 1.5, 2, 0]])
+    truth = predictions_to_kitti(car, projected(car), np.ones(1), np.array([2]), CLASSES, IMAGE_SHAPE)
     truth.update(truncated=np.zeros(1), occluded=np.zeros(1, dtype=int))
     write_label_file(folder / '000000.txt', truth)
     (folder / '000001.txt').write_text('')
@@ -98,6 +112,18 @@ def test_bad_predictions_and_arguments(tmp_path):
         metric.process({}, [sample(3, [[1, 1.5, 20, -4, 1.5, 2, 0]], [2], [0.8])])
     with pytest.raises(ValueError, match='predictions of frame 000003:0: score must be finite'):
         metric.process({}, [sample(3, [[1, 1.5, 20, 4, 1.5, 2, 0]], [2], [float('nan')])])
+    no_2d = sample(3, [[1, 1.5, 20, 4, 1.5, 2, 0]], [2], [0.8])
+    del no_2d.pred_instances
+    with pytest.raises(KeyError, match='frame 000003 have no 2D boxes'):
+        metric.process({}, [no_2d])
+    nan_2d = sample(3, [[1, 1.5, 20, 4, 1.5, 2, 0]], [2], [0.8])
+    nan_2d.pred_instances.bboxes[0, 2] = float('nan')
+    with pytest.raises(ValueError, match='predictions of frame 000003:0: bbox must be finite'):
+        metric.process({}, [nan_2d])
+    no_frame = sample(3, [[1, 1.5, 20, 4, 1.5, 2, 0]], [2], [0.8])
+    del no_frame.frame_id
+    with pytest.raises(KeyError, match='without frame_id'):
+        metric.process({}, [no_frame])
     with pytest.raises(ValueError, match='ann_dir'):
         KittiMetric()
     with pytest.raises(ValueError, match='outfile_prefix'):

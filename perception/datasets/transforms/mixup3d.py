@@ -57,7 +57,7 @@ class MixUp3D(BaseTransform):
                  dataset: Union[dict, object],
                  load_pipeline: Sequence[Union[dict, Callable]] = (
                      dict(type='LoadImageMono3D'),
-                     dict(type='LoadAnnotationsMono3D', with_alpha=True),
+                     dict(type='LoadAnnotationsMono3D'),
                  ),
                  prob: float = 0.5,
                  alpha: float = 0.5,

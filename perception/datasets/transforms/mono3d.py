@@ -9,7 +9,7 @@ ignore the baseline column of KITTI's ``P2``.
 
 Result keys read and written: ``img`` (H, W, 3), ``img_shape``, ``cam2img`` (4, 4) float64, ``img_aug_matrix``
 (3, 3) float64, ``gt_bboxes`` (N, 4) pixels, ``centers_2d`` (N, 2) pixels, ``depths`` (N,) metres,
-``gt_bboxes_3d`` :class:`CameraInstance3DBoxes`, ``gt_alphas`` (N,) radians.
+``gt_bboxes_3d`` :class:`CameraInstance3DBoxes`.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -20,21 +20,14 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmdet3d.datasets.transforms import LoadAnnotations3D, Pack3DDetInputs
-from mmdet3d.datasets.transforms.formating import to_tensor
 from mmengine.fileio import get
 
 from perception.registry import TRANSFORMS
-from perception.structures.camera import (crop_scale_matrix, flip_cam2img, flip_matrix, resize_matrix,
-                                          transform_boxes_2d, transform_cam2img, transform_points_2d)
+from perception.structures import (cam2img_to_4x4, crop_scale_matrix, flip_cam2img, flip_matrix, resize_matrix,
+                                   transform_boxes_2d, transform_cam2img, transform_points_2d)
 
 # Per-instance arrays that filters must keep aligned.
-INSTANCE_KEYS = ('gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d', 'centers_2d', 'depths',
-                 'gt_alphas')
-
-
-def _wrap_angle(angle: np.ndarray) -> np.ndarray:
-    """Wrap radians to [-pi, pi)."""
-    return (angle + np.pi) % (2 * np.pi) - np.pi
+INSTANCE_KEYS = ('gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d', 'centers_2d', 'depths')
 
 
 def _move_2d_labels(results: dict, matrix: np.ndarray) -> None:
@@ -84,9 +77,7 @@ class LoadImageMono3D(BaseTransform):
             raise ValueError(f'{filename}: cannot decode the image')
         if self.to_float32:
             img = img.astype(np.float32)
-        cam2img = np.asarray(results['cam2img'], dtype=np.float64)
-        if cam2img.shape != (4, 4):
-            cam2img = np.vstack([np.hstack([cam2img, np.zeros((3, 4 - cam2img.shape[1]))]), [0., 0., 0., 1.]])
+        cam2img = cam2img_to_4x4(np.asarray(results['cam2img'], dtype=np.float64))
         results.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2], cam2img=cam2img,
                        ori_cam2img=cam2img.copy(), img_aug_matrix=np.eye(3))
         return results
@@ -97,20 +88,13 @@ class LoadImageMono3D(BaseTransform):
 
 @TRANSFORMS.register_module()
 class LoadAnnotationsMono3D(LoadAnnotations3D):
-    """mmdet3d's ``LoadAnnotations3D`` set up for monocular 3D (2D and 3D boxes, labels, projected centres and
-    depths), which can also load the observation angles alpha as ``gt_alphas`` (N,) radians."""
+    """mmdet3d's ``LoadAnnotations3D`` set up for monocular 3D: 2D and 3D boxes, labels, projected centres and
+    depths (the observation angles follow from the 3D boxes, :func:`perception.structures.yaw_to_alpha`)."""
 
-    def __init__(self, with_alpha: bool = False, **kwargs) -> None:
+    def __init__(self, **kwargs) -> None:
         defaults = dict(with_bbox=True, with_label=True, with_bbox_3d=True, with_label_3d=True,
                         with_bbox_depth=True)
         super().__init__(**{**defaults, **kwargs})
-        self.with_alpha = with_alpha
-
-    def transform(self, results: dict) -> dict:
-        results = super().transform(results)
-        if self.with_alpha:
-            results['gt_alphas'] = results['ann_info']['alpha'].astype(np.float32)
-        return results
 
 
 @TRANSFORMS.register_module()
@@ -118,8 +102,8 @@ class RandomFlipMono3D(BaseTransform):
     """Random horizontal flip of the image and of the scene (camera-frame x -> -x).
 
     Pixels map by ``u -> W - 1 - u``; 2D boxes, projected centres and ``cam2img`` (including KITTI's baseline
-    column) follow, 3D boxes get x -> -x and yaw ``ry -> pi - ry``, alphas ``pi - alpha`` (both wrapped to
-    [-pi, pi)). Depths do not change.
+    column) follow, 3D boxes get x -> -x and yaw ``ry -> pi - ry`` (wrapped to [-pi, pi)). Depths do not
+    change.
 
     Args:
         prob: flip probability.
@@ -148,8 +132,6 @@ class RandomFlipMono3D(BaseTransform):
         if 'gt_bboxes_3d' in results:
             results['gt_bboxes_3d'].flip('horizontal')
             results['gt_bboxes_3d'].limit_yaw(offset=0.5, period=2 * np.pi)
-        if 'gt_alphas' in results:
-            results['gt_alphas'] = _wrap_angle(np.pi - results['gt_alphas']).astype(np.float32)
         return results
 
     def __repr__(self) -> str:
@@ -291,21 +273,14 @@ class FilterMono3DInstances(BaseTransform):
 
 @TRANSFORMS.register_module()
 class PackMono3DInputs(Pack3DDetInputs):
-    """mmdet3d's ``Pack3DDetInputs`` that also packs ``gt_alphas`` into ``gt_instances_3d.alphas`` and whose
-    default meta keys are those of a monocular model (no stale LiDAR matrices after augmentation)."""
+    """mmdet3d's ``Pack3DDetInputs`` whose default keys and meta keys are those of a monocular model: no stale
+    LiDAR matrices after augmentation, and ``frame_id``, the KITTI frame number (``KittiMono3DDataset``)."""
 
     def __init__(self,
                  keys: Sequence[str] = ('img', 'gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d',
-                                        'centers_2d', 'depths', 'gt_alphas'),
+                                        'centers_2d', 'depths'),
                  meta_keys: Sequence[str] = ('img_path', 'ori_shape', 'img_shape', 'cam2img', 'ori_cam2img',
                                              'img_aug_matrix', 'scale_factor', 'crop_scale', 'flip',
-                                             'flip_direction', 'box_mode_3d', 'box_type_3d', 'sample_idx')
+                                             'flip_direction', 'box_mode_3d', 'box_type_3d', 'frame_id')
                  ) -> None:
-        super().__init__(keys=tuple(k for k in keys if k != 'gt_alphas'), meta_keys=tuple(meta_keys))
-        self.pack_alphas = 'gt_alphas' in keys
-
-    def pack_single_results(self, results: dict) -> dict:
-        packed = super().pack_single_results(results)
-        if self.pack_alphas and 'gt_alphas' in results:
-            packed['data_samples'].gt_instances_3d.alphas = to_tensor(results['gt_alphas'])
-        return packed
+        super().__init__(keys=tuple(keys), meta_keys=tuple(meta_keys))

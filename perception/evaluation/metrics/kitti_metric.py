@@ -1,5 +1,4 @@
 """KITTI object metric for ``tools/test.py``: the official devkit's numbers, computed on the CPU."""
-import math
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
@@ -13,7 +12,7 @@ from perception.evaluation.kitti import (CLASSES, check_detections, flat_results
                                          resolve_min_overlap)
 from perception.fileio.kitti import read_label_file, write_label_file
 from perception.registry import METRICS
-from perception.structures.camera import project_points
+from perception.structures import yaw_to_alpha
 
 
 def _numpy(value) -> np.ndarray:
@@ -23,26 +22,26 @@ def _numpy(value) -> np.ndarray:
 
 
 def predictions_to_kitti(bboxes_3d,
+                         bboxes_2d: np.ndarray,
                          scores: np.ndarray,
                          labels: np.ndarray,
                          class_names: Sequence[str],
-                         cam2img: np.ndarray,
                          image_shape: Sequence[int],
                          source: str = 'predictions') -> Dict[str, np.ndarray]:
-    """Turn camera-frame 3D boxes of one image into KITTI result rows.
+    """Turn the detections of one image into KITTI result rows.
 
-    - 2D box: the bounding box of the 8 projected corners, clipped to the image (pixel centres
-      0 .. W - 1 and 0 .. H - 1, as KITTI's labels are). A box whose centre is not in front of the
-      camera, or whose projection misses the image, cannot be a KITTI object and is left out, as
+    - 2D box: the predicted one, as the official MonoDETR and MonoDGP write it, clipped to the image (pixel
+      centres 0 .. W - 1 and 0 .. H - 1, as KITTI's labels are). A detection whose 3D centre is not in
+      front of the camera, or whose 2D box misses the image, cannot be a KITTI object and is left out, as
       mmdet3d does.
     - alpha: the observation angle ``ry - atan2(x, z)``, wrapped to [-pi, pi).
 
     Args:
         bboxes_3d: mmdet3d ``CameraInstance3DBoxes`` (N, 7): x, y, z bottom centre, l, h, w, ry.
+        bboxes_2d: (N, 4) 2D boxes x1, y1, x2, y2 in pixels of the original image.
         scores: (N,) scores.
         labels: (N,) indices into ``class_names``.
         class_names: the dataset's classes.
-        cam2img: (3, 3), (3, 4) or (4, 4) projection of the original image (KITTI ``P2``).
         image_shape: (H, W) of the original image.
         source: what error messages name (e.g. the frame).
 
@@ -54,18 +53,19 @@ def predictions_to_kitti(bboxes_3d,
         ValueError: a NaN or infinite value, or a negative size, naming ``source`` and the row.
     """
     boxes = _numpy(bboxes_3d.tensor)[:, :7].reshape(-1, 7)
+    bbox = _numpy(bboxes_2d).reshape(-1, 4)
+    if len(bbox) != len(boxes):
+        raise ValueError(f'{source}: {len(boxes)} 3D boxes but {len(bbox)} 2D boxes')
     dets = {
         'name': np.array([class_names[int(i)] for i in labels], dtype=str),
+        'bbox': bbox,
         'dimensions': boxes[:, [4, 5, 3]],
         'location': boxes[:, :3],
         'rotation_y': boxes[:, 6],
+        'alpha': yaw_to_alpha(boxes[:, 6], boxes[:, 0], boxes[:, 2]),
         'score': np.asarray(scores, dtype=np.float64).reshape(-1),
     }
     check_detections(dets, source, list(range(len(boxes))))
-    corners = project_points(_numpy(bboxes_3d.corners).reshape(-1, 8, 3), _numpy(cam2img))
-    bbox = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1).reshape(-1, 4)
-    alpha = boxes[:, 6] - np.arctan2(boxes[:, 0], boxes[:, 2])
-    dets.update(alpha=(alpha + math.pi) % (2 * math.pi) - math.pi, bbox=bbox)
     height, width = int(image_shape[0]), int(image_shape[1])
     keep = ((boxes[:, 2] > 0) & (bbox[:, 0] < width - 1) & (bbox[:, 1] < height - 1)
             & (bbox[:, 2] > 0) & (bbox[:, 3] > 0))
@@ -78,9 +78,9 @@ def predictions_to_kitti(bboxes_3d,
 class KittiMetric(BaseMetric):
     """KITTI 2D / AOS / BEV / 3D AP (R40 and R11) of monocular 3D detections, as the official devkit.
 
-    Each data sample needs ``pred_instances_3d`` (``bboxes_3d`` a ``CameraInstance3DBoxes``,
-    ``scores_3d``, ``labels_3d``), ``sample_idx`` (the KITTI frame number), the intrinsics of the
-    original image ``ori_cam2img`` (or ``cam2img`` when the pipeline does not change it) and
+    Each data sample needs ``pred_instances_3d`` (``bboxes_3d`` a ``CameraInstance3DBoxes`` in the camera
+    frame of the original image, ``scores_3d``, ``labels_3d``), ``pred_instances.bboxes`` (the same
+    detections' 2D boxes in original image pixels), ``frame_id`` (the KITTI frame number) and
     ``ori_shape`` (or ``img_shape``). The ground truth is read from the ``label_2`` files of
     ``ann_dir``, DontCare rows included, so the numbers are those of
     ``tools/analysis/kitti_eval.py`` on the same frames.
@@ -125,13 +125,18 @@ class KittiMetric(BaseMetric):
         for sample in data_samples:
             if not isinstance(sample, dict):
                 sample = sample.to_dict()
+            if 'frame_id' not in sample:
+                raise KeyError(f'a data sample without frame_id, the KITTI frame number (keys: {sorted(sample)}); '
+                               'KittiMono3DDataset gives it and PackMono3DInputs packs it')
+            frame_id = f'{int(sample["frame_id"]):06d}'
+            if 'bboxes' not in sample.get('pred_instances', {}):
+                raise KeyError(f'the predictions of frame {frame_id} have no 2D boxes (pred_instances.bboxes, '
+                               'original image pixels), which the KITTI result rows need')
             pred = sample['pred_instances_3d']
-            frame_id = f'{int(sample["sample_idx"]):06d}'
-            cam2img = sample['ori_cam2img'] if 'ori_cam2img' in sample else sample['cam2img']
             image_shape = sample['ori_shape'] if 'ori_shape' in sample else sample['img_shape']
-            dets = predictions_to_kitti(pred['bboxes_3d'], _numpy(pred['scores_3d']),
-                                        _numpy(pred['labels_3d']).astype(np.int64), class_names, cam2img,
-                                        image_shape, source=f'predictions of frame {frame_id}')
+            dets = predictions_to_kitti(pred['bboxes_3d'], sample['pred_instances']['bboxes'],
+                                        _numpy(pred['scores_3d']), _numpy(pred['labels_3d']).astype(np.int64),
+                                        class_names, image_shape, source=f'predictions of frame {frame_id}')
             self.results.append({'frame_id': frame_id, 'dets': dets})
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
