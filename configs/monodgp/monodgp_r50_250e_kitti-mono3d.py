@@ -3,7 +3,7 @@
 # at 85, 125, 165 and 205.
 #   python tools/train.py configs/monodgp/monodgp_r50_250e_kitti-mono3d.py
 _base_ = [
-    '../_base_/models/monodgp_r50.py', '../_base_/datasets/kitti-mono3d.py', '../_base_/schedules/monodetr-195e.py',
+    '../_base_/models/monodgp_r50.py', '../_base_/datasets/kitti-mono3d.py', '../_base_/schedules/monodgp-250e.py',
     '../_base_/default_runtime.py'
 ]
 
@@ -27,13 +27,6 @@ train_pipeline = [
     *_base_.train_pipeline[4:],
 ]
 train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
-
-max_epochs = 250
-train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = [
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[85, 125, 165, 205], gamma=0.5)
-]
-auto_scale_lr = dict(base_batch_size=8)
 
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3))
 randomness = dict(seed=444)
