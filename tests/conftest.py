@@ -2,14 +2,22 @@ import os
 from pathlib import Path
 
 import pytest
+from mmengine.registry import DefaultScope
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# Real samples and official evaluator outputs live beside the checkout (never copied into it).
-SHARED = Path(os.environ.get('PERCEPTION_SHARED', REPO_ROOT.parent / 'shared'))
+# The real samples and oracle files the tests read (tests/data/README.md); PERCEPTION_SHARED names another
+# folder of the same layout to read instead, such as the full ../shared.
+SHARED = Path(os.environ.get('PERCEPTION_SHARED', Path(__file__).resolve().parent / 'data'))
 
 
 @pytest.fixture(scope='session')
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.fail(f'the shared data folder {SHARED} is missing (set PERCEPTION_SHARED)')
+        pytest.fail(f'the test data folder {SHARED} is missing (PERCEPTION_SHARED names it)')
     return SHARED
+
+
+@pytest.fixture(scope='session', autouse=True)
+def default_scope():
+    """The registry scope of perception's configs, for every fixture and test (set here, not at import)."""
+    with DefaultScope.overwrite_default_scope('perception'):
+        yield
