@@ -5,7 +5,7 @@ Images are BGR ``uint8`` arrays as OpenCV reads them; every function draws on a 
 origin, in the frame of the projection ``cam2img`` (for KITTI: the rectified camera-0 frame with
 ``cam2img = P2``).
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -59,13 +59,44 @@ def _clip_segment(a: np.ndarray, b: np.ndarray) -> Optional[Tuple[np.ndarray, np
     return a, b
 
 
+def box_edges_2d(boxes, cam2img: np.ndarray) -> List[np.ndarray]:
+    """The pixel segments that :func:`draw_camera_boxes3d` draws for each box.
+
+    Each box gives its 12 edges (in ``BOX_EDGES`` order) and the two diagonals of its front face, clipped at
+    z = 0.1 m before projection; segments wholly behind that plane, or projecting to non-finite pixels, are left
+    out.
+
+    Args:
+        boxes: ``CameraInstance3DBoxes`` or (N, 7) camera boxes, or (N, 8, 3) corners.
+        cam2img: (3, 3), (3, 4) or (4, 4) projection, e.g. KITTI ``P2``.
+
+    Returns:
+        per box, a (K, 2, 2) float64 array of K <= 14 segments ((u, v) of both ends, pixels).
+    """
+    corners = np.asarray(boxes, dtype=np.float64) if np.ndim(boxes) == 3 else camera_box_corners(boxes)
+    cam2img = np.asarray(cam2img, dtype=np.float64)
+    edges = BOX_EDGES + ((FRONT_FACE[0], FRONT_FACE[2]), (FRONT_FACE[1], FRONT_FACE[3]))
+    out = []
+    for box in corners:
+        segments = []
+        for a, b in edges:
+            clipped = _clip_segment(box[a], box[b])
+            if clipped is None:
+                continue
+            uv = project_points(np.stack(clipped), cam2img)
+            if np.isfinite(uv).all():
+                segments.append(uv)
+        out.append(np.array(segments, dtype=np.float64).reshape(-1, 2, 2))
+    return out
+
+
 def draw_camera_boxes3d(image: np.ndarray, boxes, cam2img: np.ndarray, labels: Optional[Sequence] = None,
                         colors: Optional[Sequence[Color]] = None, texts: Optional[Sequence[str]] = None,
                         thickness: int = 2) -> np.ndarray:
     """Draw 3D boxes projected with ``cam2img``; the front face gets a cross.
 
-    Edges are clipped at z = 0.1 m before projection, so boxes that reach behind the camera (close,
-    truncated objects) are drawn correctly instead of exploding across the image.
+    Edges are clipped at z = 0.1 m before projection (see :func:`box_edges_2d`), so boxes that reach behind the
+    camera (close, truncated objects) are drawn correctly instead of exploding across the image.
 
     Args:
         image: (H, W, 3) BGR uint8.
@@ -79,24 +110,14 @@ def draw_camera_boxes3d(image: np.ndarray, boxes, cam2img: np.ndarray, labels: O
         the annotated copy of ``image``.
     """
     out = image.copy()
-    corners = np.asarray(boxes, dtype=np.float64) if np.ndim(boxes) == 3 else camera_box_corners(boxes)
-    cam2img = np.asarray(cam2img, dtype=np.float64)
-    for i, box in enumerate(corners):
+    for i, segments in enumerate(box_edges_2d(boxes, cam2img)):
         color = colors[i] if colors is not None else color_of(labels[i] if labels is not None else None, i)
-        segments = [(box[a], box[b]) for a, b in BOX_EDGES]
-        segments += [(box[FRONT_FACE[0]], box[FRONT_FACE[2]]), (box[FRONT_FACE[1]], box[FRONT_FACE[3]])]
-        top = None
-        for a, b in segments:
-            clipped = _clip_segment(a, b)
-            if clipped is None:
-                continue
-            uv = project_points(np.stack(clipped), cam2img)
-            if not np.isfinite(uv).all():
-                continue
+        for uv in segments:
             p, q = (tuple(int(round(c)) for c in np.clip(pt, -1e5, 1e5)) for pt in uv)
             cv2.line(out, p, q, color, thickness, cv2.LINE_AA)
-            top = uv[np.argmin(uv[:, 1])] if top is None or uv[:, 1].min() < top[1] else top
-        if texts is not None and top is not None:
+        if texts is not None and len(segments):
+            ends = segments.reshape(-1, 2)
+            top = ends[np.argmin(ends[:, 1])]
             cv2.putText(out, str(texts[i]), (int(top[0]), int(top[1]) - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                         color, 1, cv2.LINE_AA)
     return out

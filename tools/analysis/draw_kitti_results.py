@@ -17,7 +17,7 @@ import numpy as np
 
 from perception.evaluation.kitti.evaluate import label_camera_boxes
 from perception.fileio import read_calib_file, read_label_file
-from perception.visualization import camera_boxes_to_bev, draw_bev, draw_camera_boxes3d
+from perception.visualization import draw_mono3d_frame
 
 WHITE = (255, 255, 255)
 
@@ -31,19 +31,9 @@ def draw_frame(image: np.ndarray, calib: dict, gt: dict, det: dict, score_thr: f
                bev_range: float = 60.) -> np.ndarray:
     """One row: the image with ground truth (white) and detections, then the BEV at the image's height."""
     keep_gt = gt['name'] != 'DontCare'
-    gt_boxes = label_boxes(gt)[keep_gt]
-    keep = det['score'] >= score_thr if 'score' in det else np.ones(len(det['name']), bool)
-    det_boxes, names, scores = label_boxes(det)[keep], det['name'][keep], det.get('score', np.ones(0))[keep]
-    drawn = draw_camera_boxes3d(image, gt_boxes, calib['P2'], colors=[WHITE] * len(gt_boxes), thickness=1)
-    drawn = draw_camera_boxes3d(drawn, det_boxes, calib['P2'], labels=list(names),
-                                texts=[f'{n} {s:.2f}' for n, s in zip(names, scores)])
-    res = bev_range / drawn.shape[0]
-    bev = draw_bev(camera_boxes_to_bev(gt_boxes), colors=[WHITE] * len(gt_boxes), x_range=(0., bev_range),
-                   y_range=(-bev_range / 2, bev_range / 2), resolution=res, thickness=1)
-    bev = draw_bev(camera_boxes_to_bev(det_boxes), labels=list(names), x_range=(0., bev_range),
-                   y_range=(-bev_range / 2, bev_range / 2), resolution=res, image=bev)
-    bev = cv2.resize(bev, (bev.shape[1], drawn.shape[0]))
-    return np.concatenate([drawn, bev], 1)
+    keep = det['score'] >= score_thr
+    return draw_mono3d_frame(image, calib['P2'], label_boxes(det)[keep], det['name'][keep], det['score'][keep],
+                             gt_boxes=label_boxes(gt)[keep_gt], bev_range=bev_range)
 
 
 def draw_results(root: str, results: str, out: str, frames=None, num: int = 4, score_thr: float = 0.2,

@@ -8,11 +8,10 @@ boxes with class and score, and the bird's-eye view beside it.
 import argparse
 
 import cv2
-import numpy as np
 
 from perception.apis import inference_mono3d, init_model
 from perception.fileio import read_calib_file
-from perception.visualization import camera_boxes_to_bev, draw_bev, draw_camera_boxes3d
+from perception.visualization import draw_mono3d_frame
 
 
 def parse_args():
@@ -46,10 +45,7 @@ def main():
         print(f'{name:>10s} {score:.2f}  x {box[0]:6.2f} y {box[1]:5.2f} z {box[2]:6.2f} m  '
               f'l {box[3]:.2f} h {box[4]:.2f} w {box[5]:.2f} m  yaw {box[6]:+.2f} rad')
 
-    drawn = draw_camera_boxes3d(image, boxes, calib['P2'], labels=names,
-                                texts=[f'{n} {s:.2f}' for n, s in zip(names, scores)])
-    bev = draw_bev(camera_boxes_to_bev(boxes), labels=names, resolution=70. / drawn.shape[0])
-    canvas = np.concatenate([drawn, cv2.resize(bev, (bev.shape[1], drawn.shape[0]))], axis=1)
+    canvas = draw_mono3d_frame(image, calib['P2'], boxes, names, scores, bev_range=70.)
     if not cv2.imwrite(args.out, canvas):
         raise OSError(f'{args.out}: cannot write the image')
     print(f'{len(boxes)} detections drawn to {args.out}')
