@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 from mmdet3d.structures import CameraInstance3DBoxes
-from mmengine.registry import init_default_scope
 
 from perception.datasets.converters import create_kitti_infos
 from perception.datasets.transforms import (LoadAnnotationsMono3D, LoadImageMono3D, MixUp3D, RandomCropScaleMono3D,
@@ -14,8 +13,6 @@ from perception.datasets.transforms import (LoadAnnotationsMono3D, LoadImageMono
 from perception.registry import DATASETS, TRANSFORMS
 from perception.structures.camera import project_points
 from tests.datasets.test_kitti_converter import make_kitti_root
-
-init_default_scope('perception')
 
 
 class InfoList:

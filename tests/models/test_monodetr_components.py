@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from torch import nn
 
@@ -13,8 +12,6 @@ from perception.models.layers import (DepthAwareDecoderLayer, DepthPredictor, de
 from perception.models.losses import (DDNLoss, DimAwareL1Loss, LaplacianDepthLoss, MultiBinLoss,
                                       build_ddn_target, decode_heading, encode_heading)
 from perception.models.task_modules import GroupHungarianAssigner, group_linear_sum_assignment
-
-init_default_scope('perception')
 
 LID_WIDTH = 2 * (60 - 1e-3) / (80 * 81)  # width of the first of 80 bins over [1e-3, 60]
 
