@@ -1,20 +1,4 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun: bash tools/dist_train.sh CONFIG GPUS [train.py options]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node; PYTHON picks the interpreter.
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-${PYTHON:-python} -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/train.py" \
-    $CONFIG \
-    --launcher pytorch ${@:3}
+# (environment variables: see dist_run.sh)
+exec bash "$(dirname "$0")/dist_run.sh" "$2" "$(dirname "$0")/train.py" "$1" "${@:3}"

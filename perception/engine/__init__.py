@@ -1,9 +1,11 @@
 from .checkpoint import UnsafeCheckpointError, atomic_write, load_from_local
+from .cli import build_runner, config_parser, load_config
 from .ddp import DeviceAgnosticDDP, init_cpu_process_group, setup_distributed
 from .optim_wrapper import CPUAmpOptimWrapper
 from .runner import EpochSeedHook, Runner
 
 __all__ = [
     'UnsafeCheckpointError', 'atomic_write', 'load_from_local', 'DeviceAgnosticDDP',
-    'init_cpu_process_group', 'setup_distributed', 'EpochSeedHook', 'Runner', 'CPUAmpOptimWrapper'
+    'init_cpu_process_group', 'setup_distributed', 'EpochSeedHook', 'Runner', 'CPUAmpOptimWrapper',
+    'build_runner', 'config_parser', 'load_config'
 ]

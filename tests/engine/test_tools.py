@@ -1,4 +1,4 @@
-"""tools/train.py, tools/test.py and tools/dist_train.sh through the real mmengine Runner."""
+"""tools/train.py, tools/test.py, tools/dist_train.sh and tools/dist_test.sh through the real mmengine Runner."""
 import os
 import os.path as osp
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from perception.engine import Runner
+from perception.engine import Runner, config_parser, load_config, load_from_local
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / 'tests' / 'engine' / 'toy_config.py')
@@ -30,7 +30,7 @@ def build_runner(work_dir, **overrides):
 
 
 def weights(path):
-    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+    return load_from_local(str(path), map_location='cpu')['state_dict']
 
 
 def test_train_resume_is_bit_exact(tmp_path):
@@ -116,6 +116,32 @@ def test_dist_train_two_cpu_processes(tmp_path):
     assert (work / 'epoch_2.pth').is_file()
     # 32 samples over 2 processes x 4 per batch: 4 iterations per epoch (8 on one process).
     assert 'Epoch(train) [2][4/4]' in log
+
+
+def test_dist_test_two_cpu_processes(tmp_path):
+    build_runner(tmp_path / 'train', train_cfg=dict(max_epochs=1)).train()
+    env = dict(os.environ, PORT=str(29500 + (os.getpid() + 500) % 1000), PYTHON=sys.executable,
+               PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.run(['bash', 'tools/dist_test.sh', CONFIG, str(tmp_path / 'train' / 'epoch_1.pth'), '2',
+                           '--work-dir', str(tmp_path / 'test')],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert 'Distributed launcher: pytorch' in log and 'toy/mse:' in log
+
+
+def test_config_options_and_default_work_dir(monkeypatch):
+    # set, then deleted: monkeypatch then also undoes what load_config exports
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.delenv('LOCAL_RANK')
+    args = config_parser('test').parse_args(
+        [CONFIG, '--cfg-options', 'train_cfg.max_epochs=7', '--local-rank', '3'])
+    cfg = load_config(args)
+    assert cfg.train_cfg.max_epochs == 7 and cfg.launcher == 'none'
+    assert cfg.work_dir == osp.join('./work_dirs', 'toy_config')
+    assert os.environ['LOCAL_RANK'] == '3'
+    args = config_parser('test').parse_args([CONFIG, '--work-dir', 'elsewhere'])
+    assert load_config(args).work_dir == 'elsewhere'
 
 
 def test_amp_on_cpu_autocasts_to_bfloat16(tmp_path):
