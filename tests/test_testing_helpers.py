@@ -1,8 +1,10 @@
-"""perception.testing: the data-sample builder shared by the model tests and the benchmarks."""
+"""perception.testing: the mono-3D builders shared by the model tests and the benchmarks."""
 import numpy as np
+import pytest
 import torch
 
-from perception.testing import mono3d_sample
+from perception.testing import (SCENES, TINY_CAM2IMG, mono3d_sample, paint_boxes, tiny_mono3d_detector_cfg,
+                                two_scene_batch)
 
 CAM2IMG = np.array([[180., 0., 160., 0.], [0., 180., 48., 0.], [0., 0., 1., 0.], [0., 0., 0., 1.]])
 
@@ -26,3 +28,27 @@ def test_mono3d_sample_projects_its_boxes():
 def test_mono3d_sample_without_objects():
     sample = mono3d_sample(np.zeros((0, 8)), (96, 320), CAM2IMG)
     assert sample.gt_instances.bboxes.shape == (0, 4) and sample.gt_instances_3d.centers_2d.shape == (0, 2)
+
+
+def test_two_scenes_are_painted_in_their_class_colours():
+    imgs, samples = two_scene_batch()
+    assert imgs.shape == (2, 3, 96, 320) and len(samples) == len(SCENES) == 2
+    assert np.array_equal(samples[0].metainfo['cam2img'], TINY_CAM2IMG)
+    torch.testing.assert_close(imgs[1], paint_boxes(samples[1]))
+    # the first object of the first scene is a Car (label 2, blue): its box centre is blue, a corner is not
+    x1, y1, x2, y2 = samples[0].gt_instances.bboxes[0].tolist()
+    assert imgs[0, :, int((y1 + y2) / 2), int((x1 + x2) / 2)].tolist() == [0., 0., 1.]
+    assert imgs[0, :, 0, 0].tolist() == [-1., -1., -1.]
+
+
+@pytest.mark.parametrize('config', ['configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py',
+                                    'configs/monodgp/monodgp_r18_1e_synthkitti-mono3d.py'])
+def test_tiny_detector_configs_shrink_every_part(config):
+    cfg = tiny_mono3d_detector_cfg(config, num_queries=4, num_groups=2).model
+    assert (cfg.transformer.num_queries, cfg.transformer.num_groups) == (4, 2)
+    assert cfg.backbone.base_channels == 16 and cfg.transformer.encoder.num_layers == 1
+    assert cfg.bbox_head.embed_dims == cfg.neck.out_channels == cfg.depth_predictor.embed_dims == 32
+    assert cfg.transformer.decoder.layer_cfg.cross_attn_cfg.dropout == 0.
+    if 'region_head' in cfg:
+        assert cfg.region_head.embed_dims == 32
+        assert cfg.transformer.decoder_2d.layer_cfg.self_attn_cfg.embed_dims == 32

@@ -1,4 +1,8 @@
 """Helpers that build inputs for tests and benchmarks (as ``mmdet.testing``)."""
-from .mono3d import mono3d_sample
+from .mono3d import (SCENES, TINY_CAM2IMG, TINY_IMG_SIZE, mono3d_sample, overfit, paint_boxes,
+                     tiny_mono3d_detector_cfg, two_scene_batch)
 
-__all__ = ['mono3d_sample']
+__all__ = [
+    'SCENES', 'TINY_CAM2IMG', 'TINY_IMG_SIZE', 'mono3d_sample', 'overfit', 'paint_boxes', 'tiny_mono3d_detector_cfg',
+    'two_scene_batch'
+]
