@@ -6,7 +6,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=-1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='mmdet3d.Det3DVisualizationHook'))
+    # tools/test.py --show-dir: 3D boxes on the original image with the original camera (2D configs override it)
+    visualization=dict(type='Mono3DVisualizationHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,
