@@ -1,5 +1,6 @@
 """The whole MonoDETR: configs, output shapes, decoding and a two-image overfit, on tiny shapes."""
 import glob
+import warnings
 
 import pytest
 import torch
@@ -29,8 +30,12 @@ def test_every_monodetr_config_builds():
     for path in paths:
         cfg = Config.fromfile(path)
         init_default_scope(cfg.default_scope)
-        with pytest.warns(UserWarning, match='random initialisation'):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
             model = MODELS.build(cfg.model)
+        # warned exactly when the backbone loads no pretrained weights
+        warned = any('random initialisation' in str(w.message) for w in caught)
+        assert warned == (cfg.model.backbone.get('init_cfg') is None), path
         assert model.transformer.num_queries == 50 and model.num_groups == 11
         assert model.depth_predictor.bin_centers.shape == (81, )
 
@@ -38,6 +43,7 @@ def test_every_monodetr_config_builds():
 def test_official_defaults_in_the_kitti_config():
     cfg = Config.fromfile('configs/monodetr_kitti.py')
     assert cfg.model.backbone.depth == 50 and cfg.input_size == (1280, 384)
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='checkpoints/resnet50_imagenet.pth')
     assert cfg.train_dataloader.batch_size == 16
     assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, weight_decay=1e-4)
     assert cfg.train_cfg.max_epochs == 195 and cfg.param_scheduler[0].milestones == [125, 165]
@@ -51,11 +57,12 @@ def test_official_defaults_in_the_kitti_config():
     assert cfg.model.test_cfg.max_per_img == 50 and cfg.model.test_cfg.score_thr == 0.2
 
 
-def test_missing_backbone_checkpoint_is_an_error():
+def test_missing_pretrained_backbone_file_is_an_error():
     cfg = tiny_model_cfg()
-    cfg.model.backbone_checkpoint = '/nonexistent/resnet18.pth'
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint='/nonexistent/resnet18.pth')
+    model = MODELS.build(cfg.model)
     with pytest.raises(FileNotFoundError, match='nonexistent'):
-        MODELS.build(cfg.model)
+        model.init_weights()
 
 
 def test_backbone_weights_load_from_a_local_checkpoint(tmp_path, recwarn):
@@ -64,7 +71,7 @@ def test_backbone_weights_load_from_a_local_checkpoint(tmp_path, recwarn):
     # a torchvision-style file: the backbone's names plus the classifier, which is ignored
     weights = dict(source.state_dict(), **{'fc.weight': torch.zeros(10, 128), 'fc.bias': torch.zeros(10)})
     torch.save(weights, tmp_path / 'resnet.pth')
-    cfg.model.backbone_checkpoint = str(tmp_path / 'resnet.pth')
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'resnet.pth'))
     recwarn.clear()
     model = MODELS.build(cfg.model)
     assert not [w for w in recwarn if 'random initialisation' in str(w.message)]

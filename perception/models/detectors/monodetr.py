@@ -17,7 +17,6 @@ Where each equation lives:
   ``DimAwareL1Loss``, ``MultiBinLoss``) and mmdet's focal, L1 and GIoU losses; matching:
   :mod:`perception.models.task_modules.group_hungarian_assigner`.
 """
-import os.path as osp
 import warnings
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -36,16 +35,15 @@ class MonoDETR(Base3DDetector):
 
     Args:
         backbone: backbone config giving 3 levels at strides 8, 16, 32 (e.g. ``mmdet.ResNet`` with
-            ``out_indices=(1, 2, 3)``).
+            ``out_indices=(1, 2, 3)``); pretrained weights load from a local file through its
+            ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` (torchvision or mmdet ResNet key names).
+            Without one it starts from a random initialisation, with a warning.
         neck: neck config mapping them to 4 levels of ``embed_dims`` channels (``mmdet.ChannelMapper``
             with one extra stride-2 level).
         positional_encoding: keyword arguments of mmdet's ``SinePositionalEncoding``.
         depth_predictor: :class:`DepthPredictor` config.
         transformer: :class:`DepthAwareTransformer` config.
         bbox_head: :class:`MonoDETRHead` config.
-        backbone_checkpoint: local path of backbone weights (torchvision or mmdet ResNet key names),
-            loaded by ``init_weights``; None keeps the random initialisation (with one warning). Nothing
-            is ever downloaded.
         train_cfg, test_cfg: merged into the head's.
         data_preprocessor: ``Det3DDataPreprocessor`` config.
         init_cfg: mmengine initialisation config.
@@ -58,20 +56,14 @@ class MonoDETR(Base3DDetector):
                  depth_predictor: dict,
                  transformer: dict,
                  bbox_head: dict,
-                 backbone_checkpoint: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if backbone_checkpoint is not None:
-            if not osp.isfile(backbone_checkpoint):
-                raise FileNotFoundError(f'backbone_checkpoint {backbone_checkpoint!r}: no such local file '
-                                        '(weights are never downloaded)')
-            backbone = dict(backbone, init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint))
-        else:
-            warnings.warn(f'{type(self).__name__}: no backbone_checkpoint given, the backbone starts from a '
-                          'random initialisation', UserWarning, stacklevel=2)
+        if backbone.get('init_cfg') is None:
+            warnings.warn(f'{type(self).__name__}: the backbone has no init_cfg and starts from a random '
+                          'initialisation', UserWarning, stacklevel=2)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck)
         self.positional_encoding = SinePositionalEncoding(**positional_encoding)
