@@ -1,4 +1,6 @@
 """The monocular dataset on info files converted from the real KITTI frames of mmdet3d's fixtures."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from mmdet3d.structures import CameraInstance3DBoxes
@@ -9,7 +11,9 @@ from perception.datasets import KittiMono3DDataset
 from perception.datasets.converters import create_kitti_infos
 from perception.registry import DATASETS
 from perception.structures.camera import project_points
-from tests.datasets.test_kitti_converter import REPO_ROOT, make_kitti_root
+from perception.testing import make_kitti_root
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CLASSES = ['Pedestrian', 'Cyclist', 'Car']
 

@@ -12,7 +12,7 @@ from perception.datasets.transforms import (LoadAnnotationsMono3D, LoadImageMono
                                             RandomFlipMono3D)
 from perception.registry import DATASETS, TRANSFORMS
 from perception.structures.camera import project_points
-from tests.datasets.test_kitti_converter import make_kitti_root
+from perception.testing import make_kitti_root
 
 
 class InfoList:
