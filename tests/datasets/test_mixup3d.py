@@ -1,6 +1,5 @@
 """MixUp3D on the real KITTI frame 000008 (6 labelled cars): blending, label union, refusals."""
 import copy
-import pickle
 
 import cv2
 import numpy as np
@@ -28,16 +27,6 @@ class InfoList:
     def get_data_info(self, index):
         self.calls += 1
         return copy.deepcopy(self.infos[index])
-
-
-@pytest.fixture(scope='module')
-def kitti8(shared_dir):
-    """Frame 000008: its image path, camera and cars, as the dataset's data info gives them."""
-    folder = shared_dir / 'data/mmdet3d_demo/kitti'
-    with open(folder / '000008.pkl', 'rb') as f:
-        info = pickle.load(f)['data_list'][0]
-    cars = [inst for inst in info['instances'] if inst['bbox_label'] != -1]
-    return str(folder / '000008.png'), np.asarray(info['images']['CAM2']['cam2img'], dtype=np.float64), cars
 
 
 def make_info(img_path, cam2img, cars, size=(375, 1242)):
@@ -72,8 +61,8 @@ def grey(tmp_path):
 
 
 @pytest.mark.parametrize('flip', [False, True])
-def test_blend_and_label_union(kitti8, grey, flip):
-    img_path, cam2img, cars = kitti8
+def test_blend_and_label_union(kitti_000008, grey, flip):
+    img_path, cam2img, cars = kitti_000008
     main = load(make_info(img_path, cam2img, cars), flip=flip)
     # the partner: a grey image of the same camera, labelled with the first two cars
     mixup = MixUp3D(dataset=InfoList([make_info(grey(), cam2img, cars[:2])]), prob=1.0)
@@ -96,8 +85,8 @@ def test_blend_and_label_union(kitti8, grey, flip):
 
 
 @pytest.mark.parametrize('element', [(0, 0), (1, 1), (0, 2), (1, 2)])
-def test_refuses_other_intrinsics(kitti8, grey, element):
-    img_path, cam2img, cars = kitti8
+def test_refuses_other_intrinsics(kitti_000008, grey, element):
+    img_path, cam2img, cars = kitti_000008
     main = load(make_info(img_path, cam2img, cars))
     other = cam2img.copy()
     other[element] += 0.5
@@ -108,8 +97,8 @@ def test_refuses_other_intrinsics(kitti8, grey, element):
     assert len(out['gt_bboxes_3d']) == 6 and len(out['depths']) == 6
 
 
-def test_refuses_another_size(kitti8, grey):
-    img_path, cam2img, cars = kitti8
+def test_refuses_another_size(kitti_000008, grey):
+    img_path, cam2img, cars = kitti_000008
     main = load(make_info(img_path, cam2img, cars))
     # with the size in the data info the image is not even read (the path does not exist)
     stated = make_info('/nonexistent.png', cam2img, cars[:2], size=(370, 1224))
@@ -122,8 +111,8 @@ def test_refuses_another_size(kitti8, grey):
     np.testing.assert_array_equal(out['img'], main['img'])
 
 
-def test_object_limit(kitti8, grey):
-    img_path, cam2img, cars = kitti8
+def test_object_limit(kitti_000008, grey):
+    img_path, cam2img, cars = kitti_000008
     main = load(make_info(img_path, cam2img, cars))
     dataset = InfoList([make_info(grey(), cam2img, cars[:2])])
     # 6 + 2 objects must stay under the limit
@@ -131,8 +120,8 @@ def test_object_limit(kitti8, grey):
     assert len(MixUp3D(dataset=dataset, prob=1.0, max_objects=9)(copy.deepcopy(main))['depths']) == 8
 
 
-def test_probability_and_pipeline_order(kitti8, grey):
-    img_path, cam2img, cars = kitti8
+def test_probability_and_pipeline_order(kitti_000008, grey):
+    img_path, cam2img, cars = kitti_000008
     main = load(make_info(img_path, cam2img, cars))
     # prob 0 never reads the dataset, which is therefore never built
     out = MixUp3D(dataset=dict(type='KittiMono3DDataset', data_root='/nonexistent', ann_file='x.pkl'),

@@ -4,7 +4,6 @@ Every geometric transform must keep the camera and the labels consistent: projec
 corners with the transformed ``cam2img`` equals transforming the originally projected corners.
 """
 import copy
-import pickle
 
 import numpy as np
 import pytest
@@ -26,13 +25,10 @@ GEOMETRIC = {
 
 
 @pytest.fixture(scope='module')
-def frame(shared_dir):
+def frame(kitti_000008):
     """Results of loading frame 000008 and its 6 cars, as the dataset and the loaders give them."""
-    folder = shared_dir / 'data/mmdet3d_demo/kitti'
-    with open(folder / '000008.pkl', 'rb') as f:
-        info = pickle.load(f)['data_list'][0]
-    cars = [inst for inst in info['instances'] if inst['bbox_label'] != -1]
-    results = LoadImageMono3D()(dict(img_path=str(folder / '000008.png'), cam2img=info['images']['CAM2']['cam2img']))
+    img_path, cam2img, cars = kitti_000008
+    results = LoadImageMono3D()(dict(img_path=img_path, cam2img=cam2img))
     results.update(
         gt_bboxes_3d=CameraInstance3DBoxes(np.array([inst['bbox_3d'] for inst in cars], dtype=np.float32)),
         gt_labels_3d=np.full(len(cars), 2, dtype=np.int64),

@@ -1,19 +1,7 @@
 """The drawn 3D boxes of the real KITTI frame 000008: where its labelled cars project with the original ``P2``."""
-import pickle
-
 import numpy as np
-import pytest
 
 from perception.visualization import box_edges_2d
-
-
-@pytest.fixture(scope='module')
-def frame_000008(shared_dir):
-    """(P2 (4, 4), the 6 cars' label rows of the info file)."""
-    with open(shared_dir / 'data/mmdet3d_demo/kitti/000008.pkl', 'rb') as f:
-        info = pickle.load(f)['data_list'][0]
-    cars = [inst for inst in info['instances'] if inst['bbox_label'] != -1]
-    return np.array(info['images']['CAM2']['cam2img']), cars
 
 
 def corners_by_hand(x, y, z, length, height, width, ry):
@@ -31,8 +19,8 @@ def project_by_hand(P, points):
     return uvw[:, :2] / uvw[:, 2:]
 
 
-def test_drawn_segments_join_the_hand_projected_corners(frame_000008):
-    P2, cars = frame_000008
+def test_drawn_segments_join_the_hand_projected_corners(kitti_000008):
+    _, P2, cars = kitti_000008
     segments = box_edges_2d(np.array([car['bbox_3d'] for car in cars]), P2)
     assert len(segments) == 6
     for car, drawn in zip(cars, segments):
@@ -52,10 +40,10 @@ def test_drawn_segments_join_the_hand_projected_corners(frame_000008):
         assert (differ[12:] == 2).all() and (signs[ends[12:], 0] == 1).all()
 
 
-def test_projected_cars_fit_their_annotated_2d_boxes(frame_000008):
+def test_projected_cars_fit_their_annotated_2d_boxes(kitti_000008):
     """An independent check of the matrix and the box convention: KITTI's annotators drew the 2D boxes on the
     image, and the projected 3D boxes of the untruncated cars span them to a few pixels."""
-    P2, cars = frame_000008
+    _, P2, cars = kitti_000008
     untruncated = [car for car in cars if car['truncated'] == 0]
     assert len(untruncated) == 4
     for car, drawn in zip(untruncated, box_edges_2d(np.array([car['bbox_3d'] for car in untruncated]), P2)):
