@@ -2,13 +2,17 @@
 VENV ?= $(or $(PERCEPTION_VENV),$(HOME)/.venvs/perception)
 PY := $(VENV)/bin/python
 
-.PHONY: env test demo bench check-cuda
+.PHONY: env test test-fast demo bench check-cuda
 
 env:
 	bash tools/setup_env.sh
 
 test: env
 	$(PY) -m pytest -q
+
+# the quick loop: all but the tests marked slow (training subprocesses, long overfits)
+test-fast: env
+	$(PY) -m pytest -q -m "not slow"
 
 # the main job: MonoDETR on the synthetic KITTI world, end to end (about 15 min on 2 cores)
 demo: env
