@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -142,6 +143,58 @@ def test_config_options_and_default_work_dir(monkeypatch):
     assert os.environ['LOCAL_RANK'] == '3'
     args = config_parser('test').parse_args([CONFIG, '--work-dir', 'elsewhere'])
     assert load_config(args).work_dir == 'elsewhere'
+
+
+@pytest.mark.slow
+def test_show_dir_draws_monodetr_frames_with_the_original_camera(tmp_path):
+    """--show-dir through the real Runner and a mono-3D config: one picture per frame, named after the KITTI
+    frame, with the ground truth where the file's P2 projects it (random weights: predictions are noise)."""
+    import cv2
+    from mmengine.registry import init_default_scope
+
+    from perception.datasets.converters.kitti_converter import create_kitti_infos
+    from perception.datasets.synthetic import generate_kitti_object
+    from perception.fileio import read_calib_file, read_label_file
+    from perception.registry import MODELS
+    from perception.structures.camera import project_points
+    from perception.visualization import camera_box_corners
+
+    root = tmp_path / 'world'
+    generate_kitti_object(str(root), num_train=1, num_val=2, seed=0, workers=1, progress=False)
+    create_kitti_infos(str(root))
+    config = 'configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py'
+    init_default_scope('perception')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(REPO / config).model)
+    model.init_weights()
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'random.pth')
+    data = f'{root}/'
+    proc = run_tool(sys.executable, 'tools/test.py', config, str(tmp_path / 'random.pth'), '--work-dir',
+                    str(tmp_path / 'work'), '--show-dir', str(tmp_path / 'show'), '--score-thr', '0',
+                    '--cfg-options', f'test_dataloader.dataset.data_root={data}',
+                    f'test_evaluator.ann_dir={data}training/label_2', 'test_dataloader.num_workers=0',
+                    'test_dataloader.persistent_workers=False', 'model.test_cfg.score_thr=0')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frames = (root / 'ImageSets' / 'val.txt').read_text().split()
+    assert sorted(p.name for p in (tmp_path / 'show').iterdir()) == [f'{frame}.png' for frame in frames]
+    checked = 0
+    for frame in frames:
+        image = cv2.imread(str(root / 'training' / 'image_2' / f'{frame}.png'))
+        picture = cv2.imread(str(tmp_path / 'show' / f'{frame}.png'))
+        height, width = image.shape[:2]
+        assert picture.shape == (height, width + height, 3)
+        labels = read_label_file(root / 'training' / 'label_2' / f'{frame}.txt')
+        keep = np.isin(labels['name'], ['Pedestrian', 'Cyclist', 'Car'])
+        boxes = np.concatenate([labels['location'], labels['dimensions'][:, [2, 0, 1]],
+                                labels['rotation_y'][:, None]], 1)[keep]
+        P2 = read_calib_file(root / 'training' / 'calib' / f'{frame}.txt')['P2']
+        changed = (picture[:, :width] != image).any(-1)
+        corners = camera_box_corners(boxes).reshape(-1, 3)
+        for u, v in np.round(project_points(corners[corners[:, 2] > 1], P2)).astype(int):
+            if 1 <= u < width - 1 and 1 <= v < height - 1:
+                assert changed[v - 1:v + 2, u - 1:u + 2].any(), (frame, u, v)
+                checked += 1
+    assert checked >= 8
 
 
 def test_amp_on_cpu_autocasts_to_bfloat16(tmp_path):
