@@ -6,12 +6,11 @@ import torch
 from perception.testing import (SCENES, TINY_CAM2IMG, mono3d_sample, paint_boxes, tiny_mono3d_detector_cfg,
                                 two_scene_batch)
 
-CAM2IMG = np.array([[180., 0., 160., 0.], [0., 180., 48., 0.], [0., 0., 1., 0.], [0., 0., 0., 1.]])
 
 
 def test_mono3d_sample_projects_its_boxes():
     objects = [[-2., 1.6, 12., 3.9, 1.5, 1.6, 0.3, 2], [3., 1.6, 20., 0.8, 1.7, 0.6, -1.2, 0]]
-    sample = mono3d_sample(objects, (96, 320), CAM2IMG)
+    sample = mono3d_sample(objects, (96, 320), TINY_CAM2IMG)
     gt3d, gt2d = sample.gt_instances_3d, sample.gt_instances
     assert gt3d.labels_3d.tolist() == [2, 0] == gt2d.labels.tolist()
     assert torch.allclose(gt3d.depths, torch.tensor([12., 20.]))
@@ -22,11 +21,11 @@ def test_mono3d_sample_projects_its_boxes():
     x1, y1, x2, y2 = gt2d.bboxes.unbind(1)
     cx, cy = gt3d.centers_2d.unbind(1)
     assert ((x1 < cx) & (cx < x2) & (y1 < cy) & (cy < y2)).all()
-    assert sample.img_shape == (96, 320) and np.array_equal(sample.metainfo['cam2img'], CAM2IMG)
+    assert sample.img_shape == (96, 320) and np.array_equal(sample.metainfo['cam2img'], TINY_CAM2IMG)
 
 
 def test_mono3d_sample_without_objects():
-    sample = mono3d_sample(np.zeros((0, 8)), (96, 320), CAM2IMG)
+    sample = mono3d_sample(np.zeros((0, 8)), (96, 320), TINY_CAM2IMG)
     assert sample.gt_instances.bboxes.shape == (0, 4) and sample.gt_instances_3d.centers_2d.shape == (0, 2)
 
 

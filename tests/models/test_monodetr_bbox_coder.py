@@ -1,22 +1,16 @@
 """MonoDETRBBoxCoder: the targets by hand, decoding back to the boxes, and the head's use of it."""
 import math
 
-import numpy as np
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 
 from perception.models.dense_heads import MonoDETRHead
 from perception.models.losses import encode_heading
 from perception.models.task_modules import MonoDETRBBoxCoder, boxes6d_to_xyxy
 from perception.registry import TASK_UTILS
 from perception.structures import resize_matrix
-from perception.testing import mono3d_sample
+from perception.testing import TINY_CAM2IMG, TINY_IMG_SIZE, mono3d_sample
 
-init_default_scope('perception')
-
-CAM2IMG = np.array([[180., 0., 160., 0.], [0., 180., 48., 0.], [0., 0., 1., 0.], [0., 0., 0., 1.]])
-IMG_SIZE = (96, 320)
 OBJECTS = [[-2., 1.6, 12., 3.9, 1.5, 1.6, 0.3, 2], [3., 1.6, 20., 0.8, 1.7, 0.6, 3.1, 0]]
 
 
@@ -29,8 +23,8 @@ def test_registered_and_the_heads_default():
 
 
 def test_encode_by_hand():
-    sample = mono3d_sample(OBJECTS, IMG_SIZE, CAM2IMG)
-    gt = MonoDETRBBoxCoder().encode(sample.gt_instances_3d, sample.gt_instances, IMG_SIZE)
+    sample = mono3d_sample(OBJECTS, TINY_IMG_SIZE, TINY_CAM2IMG)
+    gt = MonoDETRBBoxCoder().encode(sample.gt_instances_3d, sample.gt_instances, TINY_IMG_SIZE)
     assert type(gt).__name__ == 'InstanceData' and len(gt) == 2
     # pixel u normalises to (u + 0.5) / W: the image edges are 0 and 1
     centers = sample.gt_instances_3d.centers_2d
@@ -48,7 +42,7 @@ def test_encode_by_hand():
     assert gt.alphas[1] < math.pi and gt.labels.tolist() == [2, 0]
     assert gt.depths.tolist() == pytest.approx([12., 20.])
     with pytest.raises(ValueError, match='2 3D objects but 1 2D boxes'):
-        MonoDETRBBoxCoder().encode(sample.gt_instances_3d, sample.gt_instances[:1], IMG_SIZE)
+        MonoDETRBBoxCoder().encode(sample.gt_instances_3d, sample.gt_instances[:1], TINY_IMG_SIZE)
 
 
 def perfect_angles(alphas, num_bins=12):
@@ -61,21 +55,21 @@ def perfect_angles(alphas, num_bins=12):
 
 def test_decode_inverts_encode_and_maps_2d_boxes_to_the_original_image():
     coder = MonoDETRBBoxCoder()
-    sample = mono3d_sample(OBJECTS, IMG_SIZE, CAM2IMG)
-    gt = coder.encode(sample.gt_instances_3d, sample.gt_instances, IMG_SIZE)
+    sample = mono3d_sample(OBJECTS, TINY_IMG_SIZE, TINY_CAM2IMG)
+    gt = coder.encode(sample.gt_instances_3d, sample.gt_instances, TINY_IMG_SIZE)
     boxes = torch.cat([gt.centers_2d, gt.lrtb], 1)
     bboxes_3d, bboxes_2d = coder.decode(boxes, gt.depths, gt.dims, perfect_angles(gt.alphas),
-                                        torch.from_numpy(CAM2IMG).float(), IMG_SIZE)
+                                        torch.from_numpy(TINY_CAM2IMG).float(), TINY_IMG_SIZE)
     torch.testing.assert_close(bboxes_3d.tensor, sample.gt_instances_3d.bboxes_3d.tensor, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(bboxes_2d, sample.gt_instances.bboxes, atol=1e-3, rtol=1e-5)
     # the input was the original image resized by 2: the 2D boxes come back in original pixels
     half = torch.from_numpy(resize_matrix(0.5, 0.5))
     _, original = coder.decode(boxes, gt.depths, gt.dims, perfect_angles(gt.alphas),
-                               torch.from_numpy(CAM2IMG).float(), IMG_SIZE, img_aug_matrix=half)
+                               torch.from_numpy(TINY_CAM2IMG).float(), TINY_IMG_SIZE, img_aug_matrix=half)
     torch.testing.assert_close(original, (sample.gt_instances.bboxes + 0.5) * 2 - 0.5, atol=2e-3, rtol=1e-5)
     # untrained sizes are clamped positive
-    small, _ = coder.decode(boxes, gt.depths, -gt.dims, perfect_angles(gt.alphas), torch.from_numpy(CAM2IMG).float(),
-                            IMG_SIZE)
+    small, _ = coder.decode(boxes, gt.depths, -gt.dims, perfect_angles(gt.alphas),
+                            torch.from_numpy(TINY_CAM2IMG).float(), TINY_IMG_SIZE)
     assert (small.dims == 1e-2).all()
 
 
@@ -84,5 +78,5 @@ def test_depth_and_box_height_decoding():
     assert coder.decode_depth(torch.tensor(0.)).item() == pytest.approx(1 / (0.5 + 1e-6) - 1)
     boxes = torch.tensor([[0.5, 0.5, 0.1, 0.1, 0.04, 0.06]])
     assert coder.box_heights(boxes, 300).item() == pytest.approx(30.)
-    torch.testing.assert_close(coder.denormalize(coder.normalize(torch.tensor([[0., 95.]]), IMG_SIZE), IMG_SIZE),
+    torch.testing.assert_close(coder.denormalize(coder.normalize(torch.tensor([[0., 95.]]), TINY_IMG_SIZE), TINY_IMG_SIZE),
                                torch.tensor([[0., 95.]]))
