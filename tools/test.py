@@ -11,7 +11,11 @@ def parse_args():
         '--show-dir',
         help='directory where painted predictions are saved (a relative one under <work-dir>/<timestamp>/)')
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
-    parser.add_argument('--score-thr', type=float, default=0.1, help='score threshold to draw')
+    parser.add_argument(
+        '--score-thr',
+        type=float,
+        default=0.1,
+        help="draw predictions scoring at least this (the model's test_cfg.score_thr has dropped those below its own)")
     parser.add_argument(
         '--format-only',
         action='store_true',
