@@ -11,46 +11,17 @@ Layout (as downloaded from the KITTI raw page; the depth ground truth as in the 
 A split file (Eigen, Zhou, ...) lists one frame per line as ``<date>/<drive> <frame> <l|r>``.
 """
 import os.path as osp
-from collections import OrderedDict
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset
 
+from perception.fileio import read_raw_calib_file
 from perception.fileio.depth import read_depth_png
 from perception.registry import DATASETS
+from perception.structures import cam2img_to_4x4
 
 SIDE_TO_CAM = {'l': 2, 'r': 3}
-
-
-def read_calib_file(path: str) -> Dict[str, np.ndarray]:
-    """Numeric entries of a KITTI raw calibration file (``key: v1 v2 ...`` lines) as float64 arrays.
-
-    ``calib_time`` is the one non-numeric entry of these files and is skipped; any other value that does
-    not parse, or is not finite, raises an error naming the file and the line.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'calibration file {path} does not exist')
-    calib = {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            key, sep, value = line.partition(':')
-            if not sep:
-                raise ValueError(f'{path}:{lineno}: expected "key: values", got {line.strip()!r}')
-            key = key.strip()
-            if key == 'calib_time':
-                continue
-            try:
-                array = np.array([float(v) for v in value.split()], dtype=np.float64)
-            except ValueError:
-                raise ValueError(
-                    f'{path}:{lineno}: {key} holds a non-numeric value: {value.strip()!r}') from None
-            if not np.isfinite(array).all():
-                raise ValueError(f'{path}:{lineno}: {key} holds NaN or infinite values')
-            calib[key] = array
-    return calib
 
 
 def _entry(calib: Dict[str, np.ndarray], path: str, key: str, size: int) -> np.ndarray:
@@ -91,7 +62,7 @@ def load_kitti_raw_calib(calib_dir: str) -> KittiRawCalib:
     """Read ``calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt`` of a date folder."""
     cam_path = osp.join(calib_dir, 'calib_cam_to_cam.txt')
     velo_path = osp.join(calib_dir, 'calib_velo_to_cam.txt')
-    cam2cam, velo2cam = read_calib_file(cam_path), read_calib_file(velo_path)
+    cam2cam, velo2cam = read_raw_calib_file(cam_path), read_raw_calib_file(velo_path)
     P_rect = {cam: _entry(cam2cam, cam_path, f'P_rect_0{cam}', 12).reshape(3, 4) for cam in (2, 3)}
     R_rect = np.eye(4)
     R_rect[:3, :3] = _entry(cam2cam, cam_path, 'R_rect_00', 9).reshape(3, 3)
@@ -256,8 +227,7 @@ class KittiRawDepthDataset(BaseDataset):
             cam = SIDE_TO_CAM[side]
             other = SIDE_TO_CAM['r' if side == 'l' else 'l']
             K = calib.intrinsics(cam)
-            cam2img = np.eye(4)
-            cam2img[:3, :3] = K
+            cam2img = cam2img_to_4x4(K)
             cam2stereo = np.eye(4)
             cam2stereo[0, 3] = -calib.baseline if side == 'l' else calib.baseline
             info = dict(

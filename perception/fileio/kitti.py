@@ -1,4 +1,5 @@
-"""KITTI object text formats: ``label_2`` rows (ground truth and detections) and ``calib`` files.
+"""KITTI text formats: ``label_2`` rows (ground truth and detections) and ``calib`` files of the object
+benchmark, and the calibration files of the raw recordings.
 
 Every number is parsed as float64, as the official devkit reads them with ``fscanf("%lf")``: several
 official decisions sit exactly on a threshold (truncation 0.15, a box 25.0 px high), and a float32 parser
@@ -17,7 +18,8 @@ y axis in radians.
 """
 import math
 import os
-from typing import Dict, List, Optional, Tuple, Union
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -178,8 +180,12 @@ def write_label_file(path: PathLike, labels: Dict[str, np.ndarray], with_score: 
         f.writelines(lines)
 
 
-def read_calib_file(path: PathLike) -> Dict[str, np.ndarray]:
+def read_calib_file(path: PathLike, required: Sequence[str] = ()) -> Dict[str, np.ndarray]:
     """Read a KITTI object ``calib/*.txt`` file.
+
+    Args:
+        path: the text file.
+        required: keys the file must hold (object names, e.g. ``('P2', 'R0_rect')``).
 
     Returns:
         dict of float64 matrices: ``P0`` .. ``P3`` (3, 4) camera projections of the rectified
@@ -189,8 +195,8 @@ def read_calib_file(path: PathLike) -> Dict[str, np.ndarray]:
 
     Raises:
         ValueError: a line without ``key:``, an unknown key, a repeated key, a non-numeric or
-            non-finite number or a wrong count of numbers (naming the file and the line), or a file
-            without any entry.
+            non-finite number or a wrong count of numbers (naming the file and the line), a file
+            without any entry, or one without a ``required`` key.
     """
     calib = {}
     with open(path) as f:
@@ -216,6 +222,9 @@ def read_calib_file(path: PathLike) -> Dict[str, np.ndarray]:
             calib[key] = np.array(values, dtype=np.float64).reshape(shape)
     if not calib:
         raise ValueError(f'{path}: no calibration entry found')
+    missing = [key for key in required if key not in calib]
+    if missing:
+        raise ValueError(f'{path}: calibration lacks {", ".join(missing)}')
     return calib
 
 
@@ -241,3 +250,34 @@ def write_calib_file(path: PathLike, calib: Dict[str, np.ndarray]) -> None:
         lines.append(f'{key}: ' + ' '.join(f'{v:.12e}' for v in matrix.reshape(-1)) + '\n')
     with open(path, 'w') as f:
         f.writelines(lines)
+
+
+def read_raw_calib_file(path: PathLike) -> Dict[str, np.ndarray]:
+    """Numeric entries of a KITTI raw calibration file (``calib_cam_to_cam.txt``, ``calib_velo_to_cam.txt``,
+    ``calib_imu_to_velo.txt``: ``key: v1 v2 ...`` lines) as flat float64 arrays.
+
+    ``calib_time`` is the one non-numeric entry of these files and is skipped; any other value that does
+    not parse, or is not finite, raises an error naming the file and the line.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'calibration file {path} does not exist')
+    calib = {}
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition(':')
+            if not sep:
+                raise ValueError(f'{path}:{lineno}: expected "key: values", got {line.strip()!r}')
+            key = key.strip()
+            if key == 'calib_time':
+                continue
+            try:
+                array = np.array([float(v) for v in value.split()], dtype=np.float64)
+            except ValueError:
+                raise ValueError(
+                    f'{path}:{lineno}: {key} holds a non-numeric value: {value.strip()!r}') from None
+            if not np.isfinite(array).all():
+                raise ValueError(f'{path}:{lineno}: {key} holds NaN or infinite values')
+            calib[key] = array
+    return calib

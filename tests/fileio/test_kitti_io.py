@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from perception.fileio import (read_calib_file, read_label_file, read_label_rows, write_calib_file,
-                               write_label_file)
+from perception.fileio import (read_calib_file, read_label_file, read_label_rows, read_raw_calib_file,
+                               write_calib_file, write_label_file)
 
 GT_ROW = 'Car 0.15 1 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59\n'
 DET_ROW = ('Pedestrian -1 -1 0.2500 100.0000 150.5000 120.2500 200.0000 1.7000 0.6000 0.8000 2.0000 1.5000 15.0000 '
@@ -111,3 +111,32 @@ def test_bad_calib(tmp_path, text, message):
     path = write(tmp_path, text, 'calib.txt')
     with pytest.raises(ValueError, match=str(path) + message):
         read_calib_file(path)
+
+
+def test_calib_required_keys(tmp_path):
+    path = write(tmp_path, 'P2: ' + ' '.join(['1'] * 12) + '\n', 'calib.txt')
+    assert sorted(read_calib_file(path, required=('P2', ))) == ['P2']
+    with pytest.raises(ValueError, match=str(path) + ': calibration lacks R0_rect, Tr_velo_to_cam'):
+        read_calib_file(path, required=('P2', 'R0_rect', 'Tr_velo_to_cam'))
+
+
+def test_raw_calib(tmp_path):
+    path = write(tmp_path, 'calib_time: 09-Jan-2012 13:57:47\nS_rect_02: 1242 375\nR: 1 0 0 0 1 0 0 0 1\n',
+                 'calib_cam_to_cam.txt')
+    calib = read_raw_calib_file(path)
+    assert sorted(calib) == ['R', 'S_rect_02']
+    assert calib['S_rect_02'].dtype == np.float64 and calib['S_rect_02'].tolist() == [1242., 375.]
+    assert calib['R'].shape == (9, )
+
+
+@pytest.mark.parametrize('text,message', [
+    ('calib_time: 09-Jan-2012 13:57:47\nS_rect_02: 1242 375\nR_rect_00: 1 0 nan\n', r':3: R_rect_00 holds NaN'),
+    ('P_rect_02: 1 2 x3\n', r':1: P_rect_02 holds a non-numeric value'),
+    ('P_rect_02 1 2 3\n', r':1: expected "key: values"'),
+])
+def test_bad_raw_calib(tmp_path, text, message):
+    path = write(tmp_path, text, 'calib_cam_to_cam.txt')
+    with pytest.raises(ValueError, match=str(path) + message):
+        read_raw_calib_file(path)
+    with pytest.raises(FileNotFoundError, match='missing.txt does not exist'):
+        read_raw_calib_file(tmp_path / 'missing.txt')

@@ -3,6 +3,7 @@ import pytest
 
 from perception.datasets.synthetic import generate_kitti_raw
 from perception.datasets.synthetic.geometry import KittiRig
+from perception.fileio import read_raw_calib_file
 from perception.fileio.depth import read_depth_png
 
 DATE = '2011_09_26'
@@ -26,17 +27,6 @@ def _poses(drive):
     return np.concatenate([rows, np.tile([[[0, 0, 0, 1.]]], (len(rows), 1, 1))], axis=1)
 
 
-def _read_calib(path):
-    calib = {}
-    for line in path.read_text().splitlines():
-        key, _, values = line.partition(':')
-        try:
-            calib[key] = np.array([float(v) for v in values.split()])
-        except ValueError:
-            continue
-    return calib
-
-
 def test_layout_calibration_and_split_lists(raw_root):
     drive = _drive(raw_root, 1)
     for sub in ('image_02/data', 'image_03/data'):
@@ -44,7 +34,7 @@ def test_layout_calibration_and_split_lists(raw_root):
     assert len((drive / 'image_02' / 'timestamps.txt').read_text().splitlines()) == FRAMES
     oxts = np.loadtxt(drive / 'oxts' / 'data' / '0000000000.txt')
     assert oxts.shape == (30, )
-    cam = _read_calib(raw_root / 'raw' / DATE / 'calib_cam_to_cam.txt')
+    cam = read_raw_calib_file(raw_root / 'raw' / DATE / 'calib_cam_to_cam.txt')
     P2, P3 = cam['P_rect_02'].reshape(3, 4), cam['P_rect_03'].reshape(3, 4)
     assert abs((P2[0, 3] - P3[0, 3]) / P2[0, 0] - 0.54) < 1e-6
     zhou = (raw_root / 'splits' / 'eigen_zhou' / 'train_files.txt').read_text().splitlines()

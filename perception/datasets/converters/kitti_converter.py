@@ -15,7 +15,6 @@ Expected layout (``ImageSets/test.txt`` and ``testing/`` are optional, ``planes/
 import os
 import os.path as osp
 import pickle
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -23,8 +22,9 @@ from mmengine.logging import print_log
 from mmengine.utils import track_iter_progress
 from PIL import Image
 
-from perception.fileio.kitti import read_calib_file, read_label_rows
-from perception.structures.camera import project_points
+from perception.fileio import atomic_write
+from perception.fileio.kitti import CALIB_SHAPES, read_calib_file, read_label_rows
+from perception.structures.camera import cam2img_to_4x4, project_points
 
 # The label order of mmdet3d's KITTI infos: ``bbox_label`` indexes this tuple, other names (DontCare) get -1.
 KITTI_CLASSES = ('Pedestrian', 'Cyclist', 'Car', 'Van', 'Truck', 'Person_sitting', 'Tram', 'Misc')
@@ -111,25 +111,16 @@ def count_points_in_boxes(points: np.ndarray, lidar2cam: np.ndarray, cam2img: np
     return inside.sum(axis=0).astype(np.int32)
 
 
-def _frame_file(root: str, split_dir: str, folder: str, idx: int, suffix: str) -> str:
+def frame_file(root: str, split_dir: str, folder: str, idx: int, suffix: str) -> str:
+    """``root/split_dir/folder/<idx:06d><suffix>``, which must exist (FileNotFoundError naming the frame)."""
     path = osp.join(root, split_dir, folder, f'{idx:06d}{suffix}')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: missing (frame {idx:06d} is listed in ImageSets)')
     return path
 
 
-def _read_calib(path: str) -> Dict[str, np.ndarray]:
-    calib = read_calib_file(path)
-    missing = [k for k in ('P0', 'P1', 'P2', 'P3', 'R0_rect', 'Tr_velo_to_cam', 'Tr_imu_to_velo') if k not in calib]
-    if missing:
-        raise ValueError(f'{path}: calibration lacks {", ".join(missing)}')
-    out = {key: np.vstack([calib[key], [0., 0., 0., 1.]]) for key in calib if calib[key].shape == (3, 4)}
-    out['R0_rect'] = np.eye(4)
-    out['R0_rect'][:3, :3] = calib['R0_rect']
-    return out
-
-
-def _image_shape(path: str) -> tuple:
+def read_image_shape(path: str) -> tuple:
+    """(height, width) of an image file, read from its header; ValueError naming an unreadable file."""
     try:
         with Image.open(path) as img:
             width, height = img.size
@@ -219,10 +210,11 @@ def get_frame_info(root: str, idx: int, training: bool = True, with_label: bool 
         ``img_path``, ``height``, ``width``, ``lidar2cam``; ``R0_rect`` 4x4), ``lidar_points`` and ``instances``.
     """
     split_dir = 'training' if training else 'testing'
-    img_path = _frame_file(root, split_dir, 'image_2', idx, '.png')
-    calib_path = _frame_file(root, split_dir, 'calib', idx, '.txt')
-    image_shape = _image_shape(img_path)
-    calib = _read_calib(calib_path)
+    img_path = frame_file(root, split_dir, 'image_2', idx, '.png')
+    calib_path = frame_file(root, split_dir, 'calib', idx, '.txt')
+    image_shape = read_image_shape(img_path)
+    # As mmdet3d's infos: every matrix 4x4 (R0_rect and the 3x4 ones padded with the identity's last row).
+    calib = {key: cam2img_to_4x4(m) for key, m in read_calib_file(calib_path, required=tuple(CALIB_SHAPES)).items()}
 
     # mmdet3d stores these in float32 (and multiplies them in float32); kept so the files equal mmdet3d's.
     rect = calib['R0_rect'].astype(np.float32)
@@ -237,7 +229,7 @@ def get_frame_info(root: str, idx: int, training: bool = True, with_label: bool 
     lidar_points = dict(num_pts_feats=4)
     points = None
     if with_lidar:
-        lidar_path = _frame_file(root, split_dir, 'velodyne', idx, '.bin')
+        lidar_path = frame_file(root, split_dir, 'velodyne', idx, '.bin')
         points = _read_points(lidar_path)
         lidar_points['lidar_path'] = osp.basename(lidar_path)
     lidar_points['Tr_velo_to_cam'] = velo2cam.tolist()
@@ -245,13 +237,13 @@ def get_frame_info(root: str, idx: int, training: bool = True, with_label: bool 
 
     instances = []
     if with_label:
-        label_path = _frame_file(root, split_dir, 'label_2', idx, '.txt')
+        label_path = frame_file(root, split_dir, 'label_2', idx, '.txt')
         # num_lidar_pts uses the float64 calibration, as mmdet3d's converter does.
         instances = _instances(label_path, calib['P2'], points, calib['R0_rect'] @ calib['Tr_velo_to_cam'],
                                image_shape)
     info = dict(sample_idx=idx, images=images, lidar_points=lidar_points, instances=instances)
     if with_plane:
-        info['plane'] = _read_plane(_frame_file(root, split_dir, 'planes', idx, '.txt'))
+        info['plane'] = _read_plane(frame_file(root, split_dir, 'planes', idx, '.txt'))
     return info
 
 
@@ -265,14 +257,12 @@ def _metainfo(data_list: List[dict]) -> dict:
 
 def _dump(obj, path: str) -> None:
     """Write a pickle atomically, so an interrupted run never leaves a truncated info file."""
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'wb') as f:
             pickle.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def create_kitti_infos(root: str, out_dir: Optional[str] = None, prefix: str = 'kitti', with_plane: bool = False,

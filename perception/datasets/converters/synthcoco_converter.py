@@ -29,7 +29,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import tempfile
 import time
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -37,10 +36,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from mmengine.logging import print_log
 from mmengine.utils import track_iter_progress
 
-from perception.datasets.converters.kitti_converter import _frame_file, _image_shape, read_imageset
 from perception.datasets.synthetic.kitti_object import generate_kitti_object
 from perception.datasets.synthetic.parallel import prepare_output_dir
+from perception.fileio import atomic_write
 from perception.fileio.kitti import read_label_file
+from .kitti_converter import frame_file, read_image_shape, read_imageset
 
 # Category ids 1, 2, 3: the ``classes`` order of the synthcoco configs.
 COCO_CLASSES = ('Car', 'Pedestrian', 'Cyclist')
@@ -105,14 +105,12 @@ class _Placer:
 
 def _dump_json(obj, path: str) -> None:
     """Write JSON atomically, so an interrupted run never leaves a truncated annotation file."""
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'w') as f:
             json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def convert_split(src: str, out: str, split: str, place: Optional[_Placer] = None) -> Dict[str, object]:
@@ -135,9 +133,9 @@ def convert_split(src: str, out: str, split: str, place: Optional[_Placer] = Non
     print_log(f'{split}: {len(ids)} frames from {src}', 'current')
     images, annotations, counts = [], [], Counter()
     for idx in track_iter_progress(ids):
-        image_path = _frame_file(src, 'training', 'image_2', idx, '.png')
-        label_path = _frame_file(src, 'training', 'label_2', idx, '.txt')
-        height, width = _image_shape(image_path)
+        image_path = frame_file(src, 'training', 'image_2', idx, '.png')
+        label_path = frame_file(src, 'training', 'label_2', idx, '.txt')
+        height, width = read_image_shape(image_path)
         file_name = osp.basename(image_path)
         place(image_path, osp.join(image_dir, file_name))
         images.append(dict(id=idx, file_name=file_name, width=width, height=height))
