@@ -11,6 +11,7 @@ from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmdet.models.losses.utils import weighted_loss
 from torch import Tensor, nn
 
 from perception.models.layers.depth_bins import depth_to_lid_index
@@ -42,6 +43,7 @@ def build_ddn_target(bboxes: Tensor, depths: Tensor, size: Tuple[int, int]) -> T
     return depth_map, fg_mask
 
 
+@weighted_loss
 def softmax_focal_loss(logits: Tensor, target: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
     """Per-element ``-alpha (1 - p_t)^gamma log p_t`` with ``p`` the softmax over dim 1.
 
@@ -109,6 +111,5 @@ class DDNLoss(nn.Module):
             Scalar loss.
         """
         target, fg_mask = self.get_targets(bboxes, depths, depth_logits.shape[-2:])
-        loss = softmax_focal_loss(depth_logits, target, self.alpha, self.gamma)
-        weight = torch.where(fg_mask, self.fg_weight, self.bg_weight).to(loss.dtype)
-        return self.loss_weight * (loss * weight).sum() / loss.numel()
+        weight = torch.where(fg_mask, self.fg_weight, self.bg_weight).to(depth_logits.dtype)
+        return self.loss_weight * softmax_focal_loss(depth_logits, target, weight, alpha=self.alpha, gamma=self.gamma)

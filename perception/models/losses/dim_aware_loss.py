@@ -8,9 +8,30 @@ gradient), brings the loss back to the scale of a plain L1 loss.
 from typing import Optional
 
 import torch
+from mmdet.models.losses.utils import weighted_loss
 from torch import Tensor, nn
 
 from perception.registry import MODELS
+
+
+@weighted_loss
+def dim_aware_l1_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Element-wise ``|s - s*| / s*`` times the batch's compensation weight.
+
+    Args:
+        pred: (N, 3) predicted sizes, metres.
+        target: (N, 3) true sizes, metres (positive).
+
+    Returns:
+        (N, 3) losses (a zero scalar without objects, as mmdet's losses).
+    """
+    if target.numel() == 0:
+        return pred.sum() * 0
+    error = (pred - target).abs()
+    relative = error / target
+    with torch.no_grad():
+        compensation = error.mean() / relative.mean().clamp(min=1e-12)
+    return relative * compensation
 
 
 @MODELS.register_module()
@@ -27,12 +48,13 @@ class DimAwareL1Loss(nn.Module):
         self.reduction = reduction
         self.loss_weight = loss_weight
 
-    def forward(self, pred: Tensor, target: Tensor, avg_factor: Optional[float] = None,
+    def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None, avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
         """
         Args:
             pred: (N, 3) predicted sizes, metres.
             target: (N, 3) true sizes, metres (positive).
+            weight: (N, 3) element weights.
             avg_factor: divisor of the sum with the 'mean' reduction.
             reduction_override: replaces ``reduction`` for this call.
 
@@ -40,18 +62,4 @@ class DimAwareL1Loss(nn.Module):
             The reduced loss, or (N, 3) with 'none'.
         """
         reduction = reduction_override or self.reduction
-        error = (pred - target).abs()
-        relative = error / target
-        if relative.numel() > 0:
-            with torch.no_grad():
-                compensation = error.mean() / relative.mean().clamp(min=1e-12)
-            relative = relative * compensation
-        if reduction == 'none':
-            loss = relative
-        elif reduction == 'sum':
-            loss = relative.sum()
-        elif avg_factor is None:
-            loss = relative.mean() if relative.numel() > 0 else relative.sum()
-        else:
-            loss = relative.sum() / avg_factor
-        return self.loss_weight * loss
+        return self.loss_weight * dim_aware_l1_loss(pred, target, weight, reduction=reduction, avg_factor=avg_factor)

@@ -10,9 +10,11 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmdet.models.losses.utils import weighted_loss
 from torch import Tensor, nn
 
 from perception.registry import MODELS
+from perception.structures import wrap_angle
 
 
 def encode_heading(angle: Tensor, num_bins: int = 12) -> Tuple[Tensor, Tensor]:
@@ -43,8 +45,27 @@ def decode_heading(pred: Tensor, num_bins: int = 12) -> Tensor:
     """
     bins = pred[..., :num_bins].argmax(dim=-1, keepdim=True)
     residual = pred[..., num_bins:].gather(-1, bins).squeeze(-1)
-    angle = bins.squeeze(-1).to(pred.dtype) * (2 * math.pi / num_bins) + residual
-    return torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
+    return wrap_angle(bins.squeeze(-1).to(pred.dtype) * (2 * math.pi / num_bins) + residual)
+
+
+@weighted_loss
+def multibin_loss(pred: Tensor, target: Tensor, num_bins: int = 12) -> Tensor:
+    """Per object, the cross-entropy over the heading bins plus the L1 error of the true bin's residual.
+
+    Args:
+        pred: (N, 2K) bin logits then residuals.
+        target: (N,) true angles, radians.
+        num_bins: K.
+
+    Returns:
+        (N,) losses (a zero scalar without objects, as mmdet's losses).
+    """
+    if target.numel() == 0:
+        return pred.sum() * 0
+    bins, residual = encode_heading(target, num_bins)
+    cls_loss = F.cross_entropy(pred[:, :num_bins], bins, reduction='none')
+    pred_residual = pred[:, num_bins:].gather(1, bins[:, None]).squeeze(1)
+    return cls_loss + (pred_residual - residual).abs()
 
 
 @MODELS.register_module()
@@ -63,12 +84,13 @@ class MultiBinLoss(nn.Module):
         self.reduction = reduction
         self.loss_weight = loss_weight
 
-    def forward(self, pred: Tensor, target: Tensor, avg_factor: Optional[float] = None,
+    def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None, avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
         """
         Args:
             pred: (N, 2K) bin logits then residuals.
             target: (N,) true angles, radians.
+            weight: (N,) object weights.
             avg_factor: divisor of the sum with the 'mean' reduction.
             reduction_override: replaces ``reduction`` for this call.
 
@@ -76,14 +98,5 @@ class MultiBinLoss(nn.Module):
             The reduced loss, or (N,) with 'none'.
         """
         reduction = reduction_override or self.reduction
-        bins, residual = encode_heading(target, self.num_bins)
-        cls_loss = F.cross_entropy(pred[:, :self.num_bins], bins, reduction='none')
-        pred_residual = pred[:, self.num_bins:].gather(1, bins[:, None]).squeeze(1)
-        loss = cls_loss + (pred_residual - residual).abs()
-        if reduction == 'none':
-            return self.loss_weight * loss
-        if reduction == 'sum' or avg_factor is not None:
-            loss = loss.sum() if reduction == 'sum' else loss.sum() / avg_factor
-        else:
-            loss = loss.mean() if loss.numel() > 0 else loss.sum()
-        return self.loss_weight * loss
+        return self.loss_weight * multibin_loss(pred, target, weight, reduction=reduction, avg_factor=avg_factor,
+                                                num_bins=self.num_bins)
