@@ -2,8 +2,9 @@ import math
 
 import torch
 
-from perception.models.layers.adamixer import (AdaptiveMixing, SubqueryPointSampler, reused_filter_counts,
-                                               sample_3d, scale_level_weights, xyxy_to_xyzr, xyzr_to_xyxy)
+from perception.models.layers.adamixer import (AdaptiveMixing, SubqueryPointSampler, sample_3d, scale_level_weights,
+                                               xyxy_to_xyzr, xyzr_to_xyxy)
+from perception.models.layers.cross_stage_filter import reused_filter_counts
 from perception.models.task_modules.cross_stage_assigner import candidate_stages, cross_stage_labels
 
 

@@ -3,7 +3,8 @@
 A query is a content vector plus a box ``xyzr``: centre (x, y) in pixels, ``z = log2(sqrt(w h))`` and
 ``r = log2(h / w)``. Each stage samples points around the box in the 3-D (x, y, scale) space of the
 feature pyramid and mixes them with channel and spatial filters generated from the query itself.
-StageInteractor adds the reuse of the channel filters of earlier stages through light adapters.
+StageInteractor adds the reuse of the channel filters of earlier stages through light adapters
+(:mod:`.cross_stage_filter`).
 """
 import math
 from typing import List, Sequence, Tuple
@@ -13,6 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.transformer import FFN
 from torch import Tensor
+
+from .cross_stage_filter import CrossStageFilterAdapters
 
 
 def xyxy_to_xyzr(boxes: Tensor) -> Tensor:
@@ -134,10 +137,9 @@ class AdaptiveMixing(nn.Module):
     """Adaptive channel mixing then adaptive spatial mixing, with query-generated filters.
 
     Per group: ``X (P, C/G) <- ReLU(LN(X M))`` with ``M (C/G, C/G)``, then ``X <- ReLU(LN(S^T X))`` with
-    ``S (P, P_out)``; the G x P_out x C/G result is projected to C. StageInteractor's reuse: the channel
-    filters of earlier stages (``prev_filters``) are applied first, one after the other, each followed by
-    a light adapter (a zero-initialised linear over C/G channels added as a residual), which deepens the
-    mixing at almost no cost; at initialisation they change nothing.
+    ``S (P, P_out)``; the G x P_out x C/G result is projected to C. With ``num_reused``, StageInteractor's
+    reuse (:class:`~.cross_stage_filter.CrossStageFilterAdapters`) first applies the channel filters of
+    earlier stages (``prev_filters``).
 
     Args:
         dim: query and feature channels C.
@@ -156,8 +158,7 @@ class AdaptiveMixing(nn.Module):
         self.spatial_params = num_groups * in_points * out_points
         self.filter_generator = nn.Linear(dim, self.channel_params + self.spatial_params)
         self.out_proj = nn.Linear(num_groups * out_points * self.group_dim, dim)
-        self.adapters = nn.ModuleList(
-            nn.Linear(self.group_dim, self.group_dim) for _ in range(num_reused))
+        self.adapters = CrossStageFilterAdapters(self.group_dim, num_reused)
         self.init_weights()
 
     @torch.no_grad()
@@ -166,9 +167,6 @@ class AdaptiveMixing(nn.Module):
         nn.init.zeros_(self.filter_generator.weight)
         bound = math.sqrt(6 / (self.dim + self.channel_params + self.spatial_params))
         nn.init.uniform_(self.filter_generator.bias, -bound, bound)
-        for adapter in self.adapters:
-            nn.init.zeros_(adapter.weight)
-            nn.init.zeros_(adapter.bias)
 
     @staticmethod
     def _mix(x: Tensor, weight: Tensor) -> Tensor:
@@ -189,10 +187,7 @@ class AdaptiveMixing(nn.Module):
         params = self.filter_generator(query)
         channel_filter = params[..., :self.channel_params].view(b, n, g, self.group_dim, self.group_dim)
         spatial_filter = params[..., self.channel_params:].view(b, n, g, self.in_points, self.out_points)
-        x = feats
-        reused = prev_filters[len(prev_filters) - len(self.adapters):] if self.adapters else []
-        for adapter, prev in zip(self.adapters, reused):
-            x = x + adapter(self._mix(x, prev))
+        x = self.adapters(feats, prev_filters, self._mix)
         x = self._mix(x, channel_filter)
         x = self._mix(x.transpose(-1, -2), spatial_filter)  # B, N, G, C/G, P_out
         return self.out_proj(x.reshape(b, n, -1)), channel_filter
@@ -272,9 +267,3 @@ def refine_xyzr(xyzr: Tensor, delta: Tensor) -> Tensor:
     z, r = xyzr[..., 2:3], xyzr[..., 3:4]
     wh = torch.cat([2 ** (z - r / 2), 2 ** (z + r / 2)], dim=-1)
     return torch.cat([xyzr[..., :2] + delta[..., :2] * wh, xyzr[..., 2:] + delta[..., 2:]], dim=-1)
-
-
-def reused_filter_counts(num_stages: int, reuse_start: int) -> List[int]:
-    """How many earlier channel filters each stage reuses: none before ``reuse_start``, then the filters
-    of all stages from ``reuse_start - 1`` on (stage 2 reuses stage 1's, stage 3 those of 1 and 2 ...)."""
-    return [max(0, s - reuse_start + 1) for s in range(num_stages)]
