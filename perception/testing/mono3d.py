@@ -1,7 +1,7 @@
 """Monocular 3D builders shared by the tests and the benchmarks: data samples from camera boxes, the two
 learnable scenes of the overfit tests, tiny MonoDETR / MonoDGP configs and the overfit loop."""
 import time
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -125,3 +125,12 @@ def overfit(model: nn.Module, imgs: Tensor, samples: Sequence[Det3DDataSample], 
     print(f'overfit: total loss {totals[0]:.2f} -> {totals[-1]:.2f} in {len(totals)} iterations, '
           f'{time.time() - start:.0f} s')
     return totals
+
+
+def overfit_two_scenes(build: Callable[..., nn.Module], max_iters: int = 300, target: float = 0.3) -> List[float]:
+    """:func:`overfit` on :func:`two_scene_batch` of a model ``build(num_queries=6, num_groups=2)`` built
+    and initialised under seed 0; returns the totals."""
+    torch.manual_seed(0)
+    model = build(num_queries=6, num_groups=2)
+    model.init_weights()
+    return overfit(model, *two_scene_batch(), max_iters=max_iters, target=target)

@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 
 from perception.models.losses import encode_heading
 from perception.registry import MODELS
-from perception.testing import SCENES, mono3d_sample, overfit, tiny_mono3d_detector_cfg, two_scene_batch
+from perception.testing import SCENES, mono3d_sample, overfit_two_scenes, tiny_mono3d_detector_cfg
 
 SYNTH_CONFIG = 'configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py'
 
@@ -135,8 +135,5 @@ def test_decoding_recovers_boxes_from_perfect_outputs():
 
 def test_two_image_overfit():
     """The total loss on the two SCENES falls to 30 % of its first value within 300 iterations."""
-    torch.manual_seed(0)
-    model = build_tiny_model(num_queries=6, num_groups=2)
-    model.init_weights()
-    totals = overfit(model, *two_scene_batch())
+    totals = overfit_two_scenes(build_tiny_model)
     assert totals[-1] <= 0.3 * totals[0], f'the loss fell from {totals[0]:.2f} to {totals[-1]:.2f} only'
