@@ -1,6 +1,7 @@
 """Monocular 3D builders shared by the tests and the benchmarks: data samples from camera boxes, the two
 learnable scenes of the overfit tests, tiny MonoDETR / MonoDGP configs and the overfit loop."""
 import time
+import warnings
 from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
@@ -11,6 +12,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from perception.registry import MODELS
 from perception.structures import project_points, projected_boxes_2d
 
 # The tiny tests' camera: KITTI's P2 scaled to a 320 x 96 input.
@@ -60,6 +62,16 @@ def two_scene_batch() -> Tuple[Tensor, List[Det3DDataSample]]:
     """The :data:`SCENES` as a batch: images (2, 3, H, W) painted by :func:`paint_boxes` and their samples."""
     samples = [mono3d_sample(scene) for scene in SCENES]
     return torch.stack([paint_boxes(sample) for sample in samples]), samples
+
+
+def build_from_config(config: str) -> Tuple[Config, nn.Module]:
+    """A config file and its model, built in the config's ``default_scope`` (without the warning that a
+    backbone without pretrained weights gives)."""
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.default_scope)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*random initialisation')
+        return cfg, MODELS.build(cfg.model)
 
 
 def tiny_mono3d_detector_cfg(config: str, num_queries: int = 10, num_groups: int = 3, **transformer) -> Config:

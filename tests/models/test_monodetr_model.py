@@ -1,16 +1,14 @@
 """The whole MonoDETR: configs, output shapes, decoding and a two-image overfit, on tiny shapes."""
 import glob
-import warnings
 
 import pytest
 import torch
 from mmdet3d.structures import CameraInstance3DBoxes
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from perception.models.losses import encode_heading
 from perception.registry import MODELS
-from perception.testing import SCENES, mono3d_sample, overfit_two_scenes, tiny_mono3d_detector_cfg
+from perception.testing import SCENES, build_from_config, mono3d_sample, overfit_two_scenes, tiny_mono3d_detector_cfg
 
 SYNTH_CONFIG = 'configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py'
 
@@ -28,14 +26,7 @@ def test_every_monodetr_config_builds():
     paths = sorted(glob.glob('configs/monodetr/*.py'))
     assert 'configs/monodetr/monodetr_r50_195e_kitti-mono3d.py' in paths and SYNTH_CONFIG in paths
     for path in paths:
-        cfg = Config.fromfile(path)
-        init_default_scope(cfg.default_scope)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always')
-            model = MODELS.build(cfg.model)
-        # warned exactly when the backbone loads no pretrained weights
-        warned = any('random initialisation' in str(w.message) for w in caught)
-        assert warned == (cfg.model.backbone.get('init_cfg') is None), path
+        _, model = build_from_config(path)
         assert model.transformer.num_queries == 50 and model.num_groups == 11
         assert model.depth_predictor.bin_centers.shape == (81, )
 

@@ -1,7 +1,6 @@
 """MonoDGP: the geometry-error depth, the region head and its targets, the 2D-to-3D query hand-off, the configs and
 a two-image overfit, on tiny shapes."""
 import glob
-import warnings
 
 import numpy as np
 import pytest
@@ -11,12 +10,12 @@ from mmdet.models.layers import SELayer
 from mmdet3d.structures import CameraInstance3DBoxes
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
 
 from perception.models.dense_heads import MonoDGPHead, RegionSegHead, geometry_error_depth, region_targets
 from perception.models.layers import Det2DDecoderLayer, refine_reference_boxes
 from perception.registry import MODELS
-from perception.testing import mono3d_sample, overfit_two_scenes, tiny_mono3d_detector_cfg, two_scene_batch
+from perception.testing import (build_from_config, mono3d_sample, overfit_two_scenes, tiny_mono3d_detector_cfg,
+                                two_scene_batch)
 
 SYNTH_CONFIG = 'configs/monodgp/monodgp_r18_1e_synthkitti-mono3d.py'
 
@@ -239,14 +238,7 @@ def test_every_monodgp_config_builds():
                      'configs/monodgp/monodgp_r18_8e_synthkitti-mono3d.py',
                      'configs/monodgp/monodgp_r50_250e_kitti-mono3d.py']
     for path in paths:
-        cfg = Config.fromfile(path)
-        init_default_scope(cfg.default_scope)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always')
-            model = MODELS.build(cfg.model)
-        # warned exactly when the backbone loads no pretrained weights
-        warned = any('random initialisation' in str(w.message) for w in caught)
-        assert warned == (cfg.model.backbone.get('init_cfg') is None), path
+        cfg, model = build_from_config(path)
         assert type(model).__name__ == 'MonoDGP' and type(model.bbox_head).__name__ == 'MonoDGPHead'
         assert model.transformer.num_queries == 50 and model.num_groups == 11
         assert model.transformer.decoder_2d.num_layers == 3 and model.transformer.decoder.num_layers == 3
