@@ -13,6 +13,8 @@ Where each equation lives:
   :mod:`perception.models.layers.depthaware_transformer`;
 - the heads and the depth fusion ``d = (d_reg + d_geo + d_map) / 3``:
   :mod:`perception.models.dense_heads.monodetr_head`;
+- the box parametrisation (targets, decoding into camera-frame 3D boxes and 2D boxes):
+  :mod:`perception.models.task_modules.monodetr_bbox_coder`;
 - losses: :mod:`perception.models.losses` (``DDNLoss``, ``LaplacianDepthLoss``,
   ``DimAwareL1Loss``, ``MultiBinLoss``) and mmdet's focal, L1 and GIoU losses; matching:
   :mod:`perception.models.task_modules.group_hungarian_assigner`.
