@@ -102,6 +102,31 @@ def test_output_shapes_for_any_input_size(img_size):
     assert all(torch.isfinite(v) for v in losses.values())
 
 
+def test_transformer_steps_hand_dicts_to_each_other():
+    """pre_transformer -> forward_encoder -> pre_decoder -> forward_decoder, called one by one, give what the
+    transformer's forward gives (the steps a variant overrides, as MonoDGP's forward_decoder)."""
+    torch.manual_seed(0)
+    model = build_tiny_model(num_queries=4, num_groups=2).eval()
+    transformer = model.transformer
+    mlvl_feats = model.extract_feat({'imgs': torch.randn(1, 3, 96, 160)})
+    mlvl_pos_embeds = model.positional_encodings(mlvl_feats)
+    _, depth_embed, _ = model.depth_predictor(mlvl_feats, mlvl_pos_embeds[1])
+    with torch.no_grad():
+        encoder_inputs, decoder_inputs = transformer.pre_transformer(mlvl_feats, mlvl_pos_embeds)
+        assert encoder_inputs['feat'].shape == (1, 12 * 20 + 6 * 10 + 3 * 5 + 2 * 3, 32)
+        decoder_inputs.update(transformer.forward_encoder(**encoder_inputs))
+        decoder_inputs.update(transformer.pre_decoder(1, num_groups=2))
+        assert decoder_inputs['query'].shape == (1, 8, 32) and decoder_inputs['reference_points'].shape == (1, 8, 2)
+        steps = transformer.forward_decoder(**decoder_inputs, depth_embed=depth_embed, num_groups=2,
+                                            reg_branches=model.bbox_head.reg_branches)
+        whole = transformer(mlvl_feats, mlvl_pos_embeds, depth_embed, num_groups=2,
+                            reg_branches=model.bbox_head.reg_branches)
+    assert set(steps) == set(whole) == {'hidden_states', 'references'}
+    torch.testing.assert_close(steps['hidden_states'], whole['hidden_states'])
+    with pytest.raises(ValueError, match='3 query groups asked, 2 built'):
+        transformer.pre_decoder(1, num_groups=3)
+
+
 def test_decoding_recovers_boxes_from_perfect_outputs():
     """Feed the decoder the raw outputs that describe known boxes: the boxes must come back."""
     model = build_tiny_model(num_queries=2, num_groups=1)
