@@ -14,7 +14,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
-import perception.engine  # noqa: F401 (local checkpoints load through its weights-only policy)
+from perception.engine import register_checkpoint_loader
 from perception.registry import MODELS
 from perception.structures.camera import cam2img_to_4x4
 
@@ -44,6 +44,7 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     if cfg_options is not None:
         config.merge_from_dict(cfg_options)
     init_default_scope(config.get('default_scope', 'perception'))
+    register_checkpoint_loader()
     model = MODELS.build(config.model)
     dataset_meta = {'classes': config.get('class_names', None)}
     if checkpoint is not None:

@@ -1,4 +1,5 @@
-"""Checkpoint policy: atomic writes, and loading with ``torch.load(weights_only=True)`` only.
+"""Checkpoint policy: loading with ``torch.load(weights_only=True)`` only (atomic writes:
+:func:`perception.fileio.atomic_write`, used by the Runner).
 
 mmengine's checkpoints carry a few non-tensor objects (the message hub's ``HistoryBuffer`` and the
 numpy arrays and scalars inside it, numpy RNG states). torch >= 2.6 refuses them under
@@ -10,11 +11,8 @@ Allowing ``getattr`` itself would let a checkpoint reach any attribute of any al
 from there arbitrary code), so the unpickler gets a stand-in that resolves exactly those four
 names and refuses everything else.
 """
-import os
 import os.path as osp
 import pickle
-import tempfile
-from typing import Callable
 
 import numpy as np
 import torch
@@ -46,7 +44,6 @@ def _history_buffer_getattr(obj, name: str):
 
 
 SAFE_GLOBALS = [HistoryBuffer, *_numpy_types(), (_history_buffer_getattr, 'builtins.getattr')]
-torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
 
 def load_from_local(filename: str, map_location=None) -> dict:
@@ -56,7 +53,8 @@ def load_from_local(filename: str, map_location=None) -> dict:
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(
             f'refused to load {filename}: it holds a pickled object that is not plain weights '
@@ -75,31 +73,11 @@ def _refusal_reason(message: str) -> str:
     return ' '.join(middle)
 
 
-# Every local checkpoint mmengine loads (load_from, resume, init_cfg) goes through the policy.
-CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+def register_checkpoint_loader() -> None:
+    """Make every local checkpoint mmengine loads (``load_from``, ``resume``, ``init_cfg=dict(type='Pretrained')``,
+    ``load_checkpoint``) go through :func:`load_from_local`.
 
-
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` and move the result onto ``path`` only once it is complete.
-
-    A process killed mid-write leaves at most a hidden temporary file, never a truncated file
-    under the final name; an existing file at ``path`` stays intact until the rename.
+    mmengine keeps one loader per path prefix; this replaces the one of local paths (prefix ``''``), so
+    calling it again changes nothing. The Runner and :func:`perception.apis.init_model` call it.
     """
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)

@@ -1,12 +1,13 @@
-"""The Runner of perception: mmengine's, with atomic checkpoints and exact resumption."""
+"""The Runner of perception: mmengine's, with atomic checkpoints, weights-only loading and exact resumption."""
 import os.path as osp
 
 from mmengine.hooks import Hook
 from mmengine.runner import Runner as MMEngineRunner
 from mmengine.runner.utils import set_random_seed
 
+from perception.fileio import atomic_write
 from perception.registry import HOOKS, RUNNERS
-from .checkpoint import atomic_write
+from .checkpoint import register_checkpoint_loader
 
 
 @HOOKS.register_module()
@@ -34,10 +35,12 @@ class EpochSeedHook(Hook):
 
 @RUNNERS.register_module()
 class Runner(MMEngineRunner):
-    """mmengine's Runner whose checkpoints are written atomically (temporary file, fsync, rename)
-    and whose epochs are seeded by :class:`EpochSeedHook`, so that resuming is exact."""
+    """mmengine's Runner whose checkpoints are written atomically (temporary file, fsync, rename), load
+    with ``weights_only=True`` (:func:`~perception.engine.checkpoint.register_checkpoint_loader`) and whose
+    epochs are seeded by :class:`EpochSeedHook`, so that resuming is exact."""
 
     def __init__(self, *args, **kwargs):
+        register_checkpoint_loader()
         super().__init__(*args, **kwargs)
         if not any(isinstance(h, EpochSeedHook) for h in self._hooks):
             self.register_hook(EpochSeedHook())
