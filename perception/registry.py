@@ -41,7 +41,7 @@ OPTIM_WRAPPERS = Registry(
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMDET3D_OPTIM_WRAPPER_CONSTRUCTORS,
-    locations=['perception.engine', 'perception.models'])
+    locations=['perception.engine'])
 PARAM_SCHEDULERS = Registry(
     'parameter scheduler', parent=MMDET3D_PARAM_SCHEDULERS, locations=['perception.engine'])
 METRICS = Registry('metric', parent=MMDET3D_METRICS, locations=['perception.evaluation'])
@@ -52,3 +52,8 @@ VISUALIZERS = Registry(
     'visualizer', parent=MMDET3D_VISUALIZERS, locations=['perception.visualization'])
 VISBACKENDS = Registry(
     'vis_backend', parent=MMDET3D_VISBACKENDS, locations=['perception.visualization'])
+
+# Per-sample random augmentations of a batch of tensors (AugUndo's geometric and photometric transforms). Not
+# pipeline TRANSFORMS, which act on one sample's dict before collation and whose names (Rotate) they would
+# shadow; a root registry, since no OpenMMLab package has this kind.
+BATCH_AUGMENTS = Registry('batch augment', locations=['perception.models.depth'])

@@ -9,10 +9,9 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 
-from perception.models.depth.augundo import (AugUndo, Brightness, Contrast, CropAndPad, Gamma, GeometricChain,
-                                             HorizontalFlip, Hue, ResizeAndCrop, ResizeAndPad, Rotate, Saturation,
-                                             Warp)
-from perception.registry import MODELS
+from perception.models.depth import (AugUndo, Brightness, Contrast, CropAndPad, Gamma, GeometricChain,
+                                     HorizontalFlip, Hue, ResizeAndCrop, ResizeAndPad, Rotate, Saturation, Warp)
+from perception.registry import BATCH_AUGMENTS, MODELS
 from perception.structures.camera import flip_cam2img, project_points, transform_cam2img
 
 B, H, W = 3, 24, 40
@@ -501,14 +500,22 @@ def test_predict_and_tensor_pass_through_without_augmentation():
 
 
 def test_wrapper_rejects_bad_configs():
-    with pytest.raises(KeyError, match='unknown GeometricTransform type'):
+    with pytest.raises(TypeError, match='expected a GeometricTransform'):
         _wrapper(ToyDepth(), geometric=[dict(type='Brightness', factor=(0.5, 1.5))])
+    with pytest.raises(KeyError, match='Blur is not in the .*batch augment registry'):
+        _wrapper(ToyDepth(), photometric=[dict(type='Blur')])
     with pytest.raises(TypeError, match='extract'):
         AugUndo(model=nn.Conv2d(3, 1, 1))
     model = ToyDepth()
     wrapper = _wrapper(model, geometric=[dict(type='HorizontalFlip', prob=1.0)], undo_keys=('depth',))
     with pytest.raises(KeyError, match="no 'depth' to undo"):
         wrapper.loss(_batch())
+
+
+def test_transforms_build_from_their_registry():
+    rotate = BATCH_AUGMENTS.build(dict(type='Rotate', max_angle=10., prob=1.0))
+    assert type(rotate) is Rotate and (rotate.max_angle, rotate.prob) == (10., 1.)
+    assert type(BATCH_AUGMENTS.build(dict(type='Gamma', factor=(0.9, 1.1)))) is Gamma
 
 
 def test_warp_needs_a_stage():

@@ -1,4 +1,11 @@
-from .augundo import (AugUndo, Brightness, Contrast, CropAndPad, Gamma, GeometricChain, GeometricTransform,
-                      HorizontalFlip, Hue, PhotometricTransform, ResizeAndCrop, ResizeAndPad, Rotate, Saturation,
-                      Warp)
-from .tiodepth import TiODepth, TiODepthOptimWrapperConstructor
+from .augundo import AugUndo
+from .batch_augments import (Brightness, Contrast, CropAndPad, Gamma, GeometricChain, GeometricTransform,
+                             HorizontalFlip, Hue, PhotometricTransform, ResizeAndCrop, ResizeAndPad, Rotate, Saturation)
+from .batch_warp import Warp
+from .tiodepth import TiODepth
+
+__all__ = [
+    'AugUndo', 'Brightness', 'Contrast', 'CropAndPad', 'Gamma', 'GeometricChain', 'GeometricTransform',
+    'HorizontalFlip', 'Hue', 'PhotometricTransform', 'ResizeAndCrop', 'ResizeAndPad', 'Rotate', 'Saturation',
+    'Warp', 'TiODepth'
+]

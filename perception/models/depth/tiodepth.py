@@ -14,9 +14,9 @@ Where each piece lives (official code: ZM-Zhou/TiO-Depth_pytorch):
 - the stages and their losses: :class:`TiODepth` (``tio_depth.py::_forward_proj`` and
   ``_postprocess_outputs``, the loss table of ``tio_depth-swint-m_384crop256_kitti_stereo.yaml``);
 - SSIM/L1 and smoothness: :mod:`perception.models.losses.photometric_loss`;
-- one optimiser per stage, over the official parameter split: :class:`TiODepthOptimWrapperConstructor`.
+- the official parameter split of each stage's optimiser: :meth:`TiODepth.stage_parameters`; one optimiser
+  per stage, stepped in turn: :mod:`perception.engine.stagewise_training`.
 """
-import copy
 import os.path as osp
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -24,13 +24,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
-from mmengine.model import BaseModel, is_model_wrapper
-from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 from torch import Tensor, nn
 
-from perception.models.losses.photometric_loss import edge_aware_smoothness, photometric_loss
-from perception.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+from perception.models.losses import edge_aware_smoothness, gradient_difference_loss, photometric_loss
+from perception.registry import MODELS
 from perception.structures.camera import stereo_direction
 from .tiodepth_layers import (DualPathDecoder, VGG19Features, exponential_disparity_bins, plane_mask,
                               render_partner_view, self_occlusion_mask, warp_by_disparity)
@@ -268,10 +267,18 @@ class TiODepth(BaseModel):
         epoch = MessageHub.get_current_instance().get_info('epoch', 0)
         return tuple(s for s in STAGES if epoch >= self.stage_start_epochs[s])
 
-    def stage_loss(self, stage: str, img: Tensor, partner: Tensor, direction: Tensor,
-                   cache: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """The losses of one stage. ``cache`` carries detached results between the stages of a step."""
-        return getattr(self, f'_loss_{stage}')(img, partner, direction, cache)
+    def prepare_stages(self, inputs: Union[Dict[str, Tensor], Tensor], data_samples: Sequence) -> Dict[str, Tensor]:
+        """What the stages of one training step share: the target view ``img`` (B, 3, H, W), its stereo
+        ``partner``, the stereo ``direction`` (B,) and the ranking loss's ``depth_prior`` (B, H, W) or None.
+        :meth:`stage_loss` adds each stage's detached results for the later ones."""
+        img, partner = self._views(inputs)
+        return dict(img=img, partner=self._partner(partner, 'training'),
+                    direction=self._directions(data_samples, img.device),
+                    depth_prior=self._depth_prior(data_samples, img.device))
+
+    def stage_loss(self, stage: str, state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The losses of one stage, given the :meth:`prepare_stages` state of the step."""
+        return getattr(self, f'_loss_{stage}')(state['img'], state['partner'], state['direction'], state)
 
     def _teacher_features(self, img: Tensor, cache: dict) -> List[Tensor]:
         if 'feats' not in cache:
@@ -385,7 +392,7 @@ class TiODepth(BaseModel):
         for level, cost in sorted(costs.items(), reverse=True):
             teacher = F.interpolate(mono_prob, cost.shape[-2:], mode='bilinear', align_corners=True)
             losses[f'loss_stereo_cost{level}'] = w['stereo_cost'] * self._cost_loss(cost, teacher)
-        losses['loss_stereo_grad'] = w['stereo_grad'] * _gradient_difference(disp, mono_disp)
+        losses['loss_stereo_grad'] = w['stereo_grad'] * gradient_difference_loss(disp, mono_disp)
         losses['loss_stereo_guide'] = w['stereo_guide'] * ((disp - mono_disp).abs() * (1 - inside)).mean()
         return losses
 
@@ -422,41 +429,13 @@ class TiODepth(BaseModel):
         return dict(loss_refine_distill=self.loss_weights['refine_distill'] * kl.mean())
 
     def loss(self, inputs: Union[Dict[str, Tensor], Tensor], data_samples: Sequence) -> Dict[str, Tensor]:
-        """Losses of the active stages in one graph (for a single optimiser; :meth:`train_step` runs the
-        official one-optimiser-per-stage update when given an ``OptimWrapperDict``)."""
-        img, partner = self._views(inputs)
-        partner = self._partner(partner, 'training')
-        direction = self._directions(data_samples, img.device)
-        cache: Dict[str, Tensor] = dict(depth_prior=self._depth_prior(data_samples, img.device))
+        """Losses of the active stages in one graph, for a single optimiser (the official update, one optimiser
+        per stage, is :func:`perception.engine.stagewise_train_step`)."""
+        state = self.prepare_stages(inputs, data_samples)
         losses = {}
         for stage in self.active_stages():
-            losses.update(self.stage_loss(stage, img, partner, direction, cache))
+            losses.update(self.stage_loss(stage, state))
         return losses
-
-    def train_step(self, data: Union[dict, tuple, list],
-                   optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> Dict[str, Tensor]:
-        """With an ``OptimWrapperDict`` (keys 'mono', 'stereo', 'refine'), the official update: each active
-        stage in turn runs its forward pass and steps its own optimiser; later stages see the earlier
-        stages' results detached. With one ``OptimWrapper``, the summed losses update it once."""
-        if not isinstance(optim_wrapper, OptimWrapperDict):
-            return super().train_step(data, optim_wrapper)
-        data = self.data_preprocessor(data, True)
-        img, partner = self._views(data['inputs'])
-        partner = self._partner(partner, 'training')
-        direction = self._directions(data['data_samples'], img.device)
-        cache: Dict[str, Tensor] = dict(depth_prior=self._depth_prior(data['data_samples'], img.device))
-        log_vars = {}
-        total = 0.
-        for stage in self.active_stages():
-            wrapper = optim_wrapper[stage]
-            with wrapper.optim_context(self):
-                losses = self.stage_loss(stage, img, partner, direction, cache)
-            loss, stage_vars = self.parse_losses(losses)
-            wrapper.update_params(loss)
-            total = total + stage_vars.pop('loss')
-            log_vars.update(stage_vars)
-        log_vars['loss'] = total
-        return log_vars
 
     def stage_parameters(self) -> Dict[str, Dict[str, List[nn.Parameter]]]:
         """Parameters of each stage's optimiser, by group (official ``params_trained``
@@ -502,60 +481,3 @@ class TiODepth(BaseModel):
         if mode == 'tensor':
             return self._forward(inputs, data_samples)
         raise RuntimeError(f'invalid mode {mode!r}, expected loss, predict or tensor')
-
-
-def _gradient_difference(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean of ``| |d_x pred| - |d_x target| | + | |d_y pred| - |d_y target| |`` (``GradLoss``)."""
-    def grads(x: Tensor) -> Tuple[Tensor, Tensor]:
-        x = F.pad(x, (1, 1, 1, 1), mode='replicate')
-        centre = x[..., 1:-1, 1:-1]
-        return (centre - x[..., 1:-1, :-2]).abs(), (centre - x[..., :-2, 1:-1]).abs()
-
-    (px, py), (tx, ty) = grads(pred), grads(target.detach())
-    return ((px - tx).abs() + (py - ty).abs()).mean()
-
-
-@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class TiODepthOptimWrapperConstructor:
-    """One optimiser wrapper per TiO-Depth stage, over :meth:`TiODepth.stage_parameters`.
-
-    ``optim_wrapper`` config::
-
-        optim_wrapper = dict(
-            constructor='TiODepthOptimWrapperConstructor',
-            mono=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.999))),
-            stereo=dict(...), refine=dict(...),
-            # learning-rate multipliers per stage and group (official: the decoder at 0.1 in stereo and
-            # refine); groups without one keep the stage's lr
-            paramwise_cfg=dict(stereo=dict(decoder=0.1), refine=dict(decoder=0.1)))
-
-    The param schedulers are then a dict with the same keys. Registered in mmengine's root registry
-    (perception has no child registry of constructors).
-    """
-
-    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None) -> None:
-        missing = [s for s in STAGES if s not in optim_wrapper_cfg]
-        if missing:
-            raise KeyError(f'optim_wrapper needs one wrapper per stage {STAGES}, missing {missing}')
-        self.optim_wrapper_cfg = copy.deepcopy(dict(optim_wrapper_cfg))
-        self.lr_mults = copy.deepcopy(dict(paramwise_cfg or {}))
-
-    def __call__(self, model: nn.Module) -> OptimWrapperDict:
-        model = model.module if is_model_wrapper(model) else model
-        stage_params = model.stage_parameters()
-        wrappers = {}
-        for stage in STAGES:
-            cfg = copy.deepcopy(dict(self.optim_wrapper_cfg[stage]))
-            optimizer_cfg = dict(cfg.pop('optimizer'))
-            lr = optimizer_cfg['lr']
-            mults = self.lr_mults.get(stage, {})
-            unknown = set(mults) - set(stage_params[stage])
-            if unknown:
-                raise KeyError(f'paramwise_cfg.{stage}: unknown groups {sorted(unknown)}, expected '
-                               f'{sorted(stage_params[stage])}')
-            groups = [dict(params=params, lr=lr * mults.get(name, 1.))
-                      for name, params in stage_params[stage].items()]
-            optimizer = OPTIMIZERS.build(dict(optimizer_cfg, params=groups))
-            cfg.setdefault('type', 'OptimWrapper')
-            wrappers[stage] = OPTIM_WRAPPERS.build(dict(cfg, optimizer=optimizer))
-        return OptimWrapperDict(**wrappers)

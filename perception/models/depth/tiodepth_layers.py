@@ -12,6 +12,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmdet.models.layers import SELayer
 from torch import Tensor, nn
 
 
@@ -169,20 +170,6 @@ class ConvBlock(nn.Sequential):
         super().__init__(Conv3x3(in_channels, out_channels), nn.ELU(inplace=True))
 
 
-class SELayer(nn.Module):
-    """Squeeze-and-excitation channel attention (Hu et al., CVPR 2018)."""
-
-    def __init__(self, channels: int, reduction: int = 16) -> None:
-        super().__init__()
-        hidden = max(channels // reduction, 1)
-        self.fc = nn.Sequential(
-            nn.Linear(channels, hidden, bias=False), nn.ReLU(inplace=True),
-            nn.Linear(hidden, channels, bias=False), nn.Sigmoid())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.fc(x.mean((2, 3)))[:, :, None, None]
-
-
 def _offset_generator(channels: int) -> nn.Sequential:
     """Offsets (B, 2, H, W) from the concatenated pair of maps; zero at initialisation."""
     layers = nn.Sequential(
@@ -236,7 +223,7 @@ class MonocularFeatureMatching(nn.Module):
     ``ELU(SE(3x3([F_t, softmax_k(c)])))``. The raw costs are returned for the cost loss.
 
     Args:
-        channels: channels C of the decoder feature.
+        channels: channels C of the decoder feature, at least 16 (the SE block's reduction).
         num_bins: number of candidate disparities K.
     """
 
@@ -244,7 +231,14 @@ class MonocularFeatureMatching(nn.Module):
         super().__init__()
         self.query = nn.Conv2d(channels, channels // 4, 1)
         self.key = nn.Conv2d(channels, channels // 4, 1)
-        self.fuse = nn.Sequential(Conv3x3(channels + num_bins, channels), SELayer(channels), nn.ELU())
+        se = SELayer(channels, ratio=16, act_cfg=(dict(type='ReLU'), dict(type='Sigmoid')))
+        # The official SE block is two bias-free nn.Linear layers; mmdet's has 1x1 convolutions with biases and
+        # Kaiming-normal weights. Zero biases and nn.Linear's initialisation start it as the official block (the
+        # biases then train).
+        for conv in (se.conv1.conv, se.conv2.conv):
+            nn.init.kaiming_uniform_(conv.weight, a=math.sqrt(5))
+            nn.init.zeros_(conv.bias)
+        self.fuse = nn.Sequential(Conv3x3(channels + num_bins, channels), se, nn.ELU())
 
     def cost_volume(self, target: Tensor, partner: Tensor, disparities: Tensor, direction: Tensor,
                     input_width: int) -> Tensor:
