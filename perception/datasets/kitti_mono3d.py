@@ -1,11 +1,14 @@
 """KITTI monocular 3D detection dataset on the mmdet3d 1.x info files of ``tools/create_data.py kitti``."""
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Union
 
 import numpy as np
 from mmdet3d.datasets import Det3DDataset, KittiDataset
 from mmdet3d.structures import CameraInstance3DBoxes
 
 from perception.registry import DATASETS
+
+# The annotations LoadAnnotationsMono3D reads.
+ANN_KEYS = ('gt_bboxes_3d', 'gt_labels_3d', 'gt_bboxes', 'gt_bboxes_labels', 'centers_2d', 'depths')
 
 
 @DATASETS.register_module()
@@ -16,15 +19,13 @@ class KittiMono3DDataset(KittiDataset):
     Classes are chosen with ``metainfo=dict(classes=[...])`` among KITTI's 8 (``KittiDataset.METAINFO``).
 
     Annotations per frame (``ann_info`` in training, ``eval_ann_info`` in test mode), N objects of the chosen
-    classes:
+    classes (DontCare rows and the other classes are left out; the evaluator reads the label files):
 
     - ``gt_bboxes_3d``: :class:`CameraInstance3DBoxes` (N, 7) x, y, z (bottom centre), l, h, w, ry; metres, rad.
     - ``gt_labels_3d``, ``gt_bboxes_labels``: (N,) int64 indices into the chosen classes.
     - ``gt_bboxes``: (N, 4) float32 2D boxes x1, y1, x2, y2 (pixels, KITTI labels).
     - ``centers_2d``: (N, 2) float32 projection of each box's gravity centre with ``cam2img``, pixels.
     - ``depths``: (N,) float32 projective depth of that centre, metres.
-    - the other instance fields of the info file (``alpha``, ``truncated``, ``occluded``, ``difficulty`` ...).
-    - ``gt_bboxes_ignore``: (M, 4) float32 2D boxes of the DontCare regions.
 
     Each frame's info also holds ``frame_id``, the KITTI frame number of the info file (8 for
     ``000008.png``), which ``KittiMetric`` names the ground truth and the result files by; mmengine's
@@ -63,7 +64,7 @@ class KittiMono3DDataset(KittiDataset):
         info['frame_id'] = int(info['sample_idx'])
         return info
 
-    def parse_ann_info(self, info: dict) -> Optional[dict]:
+    def parse_ann_info(self, info: dict) -> dict:
         ann_info = Det3DDataset.parse_ann_info(self, info)
         if ann_info is None:
             return dict(
@@ -72,16 +73,12 @@ class KittiMono3DDataset(KittiDataset):
                 gt_bboxes=np.zeros((0, 4), dtype=np.float32),
                 gt_bboxes_labels=np.zeros(0, dtype=np.int64),
                 centers_2d=np.zeros((0, 2), dtype=np.float32),
-                depths=np.zeros(0, dtype=np.float32),
-                alpha=np.zeros(0),
-                gt_bboxes_ignore=np.zeros((0, 4), dtype=np.float32))
+                depths=np.zeros(0, dtype=np.float32))
         # The info files label DontCare (and only DontCare) with -1; unchosen classes are mapped to -1 above.
-        dontcare = np.array([inst['bbox_label'] == -1 for inst in info['instances']])
         keep = ann_info['gt_labels_3d'] > -1
-        # mmdet3d also hands over the raw label rows ('instances'), which nothing reads
-        filtered = {key: value[keep] for key, value in ann_info.items() if key != 'instances'}
+        # mmdet3d hands over every field of the info file's label rows; the pipeline reads these alone
+        filtered = {key: ann_info[key][keep] for key in ANN_KEYS}
         filtered['gt_bboxes_3d'] = CameraInstance3DBoxes(filtered['gt_bboxes_3d'].reshape(-1, 7))
         filtered['gt_bboxes'] = filtered['gt_bboxes'].reshape(-1, 4)
         filtered['centers_2d'] = filtered['centers_2d'].reshape(-1, 2)
-        filtered['gt_bboxes_ignore'] = ann_info['gt_bboxes'][dontcare].reshape(-1, 4)
         return filtered

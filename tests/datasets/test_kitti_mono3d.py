@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from perception.datasets import KittiMono3DDataset
+from perception.datasets.kitti_mono3d import ANN_KEYS
 from perception.datasets.converters import create_kitti_infos
 from perception.registry import DATASETS
 from perception.structures.camera import project_points
@@ -35,14 +36,14 @@ def build(kitti_root, split, classes=CLASSES, pipeline='train_pipeline', test_mo
              test_mode=test_mode))
 
 
-def test_annotations_keep_dontcare_apart(kitti_root):
+def test_annotations_are_the_chosen_classes_without_dontcare(kitti_root):
     dataset = build(kitti_root, 'val')
     assert isinstance(dataset, KittiMono3DDataset) and len(dataset) == 1
     ann = dataset.get_data_info(0)['ann_info']
     assert isinstance(ann['gt_bboxes_3d'], CameraInstance3DBoxes) and len(ann['gt_bboxes_3d']) == 6
     assert ann['gt_labels_3d'].tolist() == [2] * 6 and ann['gt_bboxes_labels'].tolist() == [2] * 6
-    assert ann['gt_bboxes_ignore'].shape == (4, 4)
-    assert 'instances' not in ann  # the info file's raw label rows are read by nobody
+    # of the 10 label rows (6 cars, 4 DontCare) only what the pipeline reads, of the cars
+    assert set(ann) == set(ANN_KEYS) and len(dataset.get_data_info(0)['instances']) == 10
     # the boxes are bottom-centred: the gravity centre is half a height above the label's location
     bottom = ann['gt_bboxes_3d'].bottom_center.numpy()
     np.testing.assert_allclose(bottom[1], [-1.17, 1.65, 7.86], atol=1e-6)
@@ -77,10 +78,10 @@ def test_train_pipeline_packs_a_consistent_sample(kitti_root):
         assert sample.gt_instances.bboxes.shape == (len(boxes), 4)
 
 
-def test_test_mode_keeps_the_annotations_and_dontcare_apart(kitti_root):
+def test_test_mode_keeps_the_annotations(kitti_root):
     dataset = build(kitti_root, 'val', pipeline='test_pipeline', test_mode=True)
     sample = dataset[0]['data_samples']
-    assert len(sample.eval_ann_info['gt_bboxes_3d']) == 6 and sample.eval_ann_info['gt_bboxes_ignore'].shape == (4, 4)
+    assert len(sample.eval_ann_info['gt_bboxes_3d']) == 6 and set(sample.eval_ann_info) == set(ANN_KEYS)
     assert sample.metainfo['ori_cam2img'].shape == (4, 4)
     test = build(kitti_root, 'test', pipeline='test_pipeline', test_mode=True)
     assert len(test[0]['data_samples'].eval_ann_info['gt_bboxes_3d']) == 0
