@@ -149,6 +149,7 @@ def test_decoding_recovers_boxes_from_perfect_outputs():
     torch.testing.assert_close(result_2d.bboxes[order], sample.gt_instances.bboxes, atol=1e-3, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_two_image_overfit():
     """The total loss on the two SCENES falls to 30 % of its first value within 300 iterations."""
     totals = overfit_two_scenes(build_tiny_model)

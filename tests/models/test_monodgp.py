@@ -223,6 +223,7 @@ def test_losses_and_predictions():
         assert result.pred_instances.bboxes.shape == (5, 4)
 
 
+@pytest.mark.slow
 def test_two_image_overfit():
     """The total loss on the two scenes falls to 30 % of its first value within 300 iterations."""
     totals = overfit_two_scenes(build_tiny_model)
