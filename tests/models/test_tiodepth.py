@@ -14,7 +14,6 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-import perception.datasets  # noqa: F401 (registers the KITTI raw dataset)
 from perception.engine import stagewise_train_step
 from perception.models.depth.tiodepth_layers import (MonocularFeatureMatching, VGG19Features,
                                                      exponential_disparity_bins, plane_mask, render_partner_view,
