@@ -76,6 +76,7 @@ def test_plain_mmengine_resume_diverges(tmp_path):
     assert not torch.equal(full['net.0.weight'], resumed['net.0.weight'])
 
 
+@pytest.mark.slow
 def test_train_and_test_tools(tmp_path):
     work = tmp_path / 'work'
     proc = run_tool(sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work),
@@ -96,6 +97,7 @@ def test_train_and_test_tools(tmp_path):
     assert 'toy/mse:' in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_typo_in_type_name_is_named(tmp_path):
     proc = run_tool(sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path),
                     '--cfg-options', 'model.type=ToyRegresor')
@@ -103,6 +105,7 @@ def test_typo_in_type_name_is_named(tmp_path):
     assert 'ToyRegresor is not in the' in proc.stderr
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(tmp_path):
     work = tmp_path / 'ddp'
     env_port = str(29500 + os.getpid() % 1000)
@@ -119,6 +122,7 @@ def test_dist_train_two_cpu_processes(tmp_path):
     assert 'Epoch(train) [2][4/4]' in log
 
 
+@pytest.mark.slow
 def test_dist_test_two_cpu_processes(tmp_path):
     build_runner(tmp_path / 'train', train_cfg=dict(max_epochs=1)).train()
     env = dict(os.environ, PORT=str(29500 + (os.getpid() + 500) % 1000), PYTHON=sys.executable,
@@ -197,7 +201,7 @@ def test_show_dir_draws_monodetr_frames_with_the_original_camera(tmp_path):
     assert checked >= 8
 
 
-def test_amp_on_cpu_autocasts_to_bfloat16(tmp_path):
+def test_amp_on_cpu_autocasts_to_bfloat16():
     from perception.engine import CPUAmpOptimWrapper
     model = torch.nn.Linear(4, 2)
     wrapper = CPUAmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
@@ -206,6 +210,9 @@ def test_amp_on_cpu_autocasts_to_bfloat16(tmp_path):
     assert out.dtype == torch.bfloat16
     assert model(torch.randn(3, 4)).dtype == torch.float32
 
+
+@pytest.mark.slow
+def test_train_amp_on_cpu_picks_the_cpu_wrapper(tmp_path):
     proc = run_tool(sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path), '--amp',
                     '--cfg-options', 'train_cfg.max_epochs=1')
     assert proc.returncode == 0, proc.stderr[-3000:]
