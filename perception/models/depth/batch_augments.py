@@ -171,8 +171,10 @@ class CropAndPad(GeometricTransform):
     def _draw(self, batch_size, image_size, generator, device):
         height, width = image_size
         lo, hi = self.scale
-        crop_h = torch.clamp(torch.floor((lo + (hi - lo) * rand_per_sample(batch_size, generator, device)) * height), 1, height)
-        crop_w = torch.clamp(torch.floor((lo + (hi - lo) * rand_per_sample(batch_size, generator, device)) * width), 1, width)
+        scale_h = lo + (hi - lo) * rand_per_sample(batch_size, generator, device)
+        crop_h = torch.clamp(torch.floor(scale_h * height), 1, height)
+        scale_w = lo + (hi - lo) * rand_per_sample(batch_size, generator, device)
+        crop_w = torch.clamp(torch.floor(scale_w * width), 1, width)
         y0, x0 = _randint(height - crop_h, generator), _randint(width - crop_w, generator)
         top, left = _randint(height - crop_h, generator), _randint(width - crop_w, generator)
         one, zero = torch.ones_like(crop_h), torch.zeros_like(crop_h)
