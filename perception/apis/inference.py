@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from perception.engine import register_checkpoint_loader
 from perception.registry import MODELS
-from perception.structures.camera import cam2img_to_4x4
+from perception.structures import cam2img_to_4x4
 
 # Transforms that read from disk: inference_mono3d hands the image over directly instead.
 _LOADERS = ('LoadImageMono3D', 'LoadImageFromFileMono3D', 'LoadAnnotationsMono3D', 'LoadAnnotations3D')

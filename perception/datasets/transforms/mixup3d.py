@@ -12,7 +12,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform, Compose
 
 from perception.registry import DATASETS, TRANSFORMS
-from perception.structures.camera import flip_matrix
+from perception.structures import flip_matrix
 from .mono3d import INSTANCE_KEYS, RandomFlipMono3D
 
 
