@@ -63,8 +63,9 @@ class AugUndo(BaseModel):
 
     Args:
         model: the depth model or its config.
-        geometric: geometric transforms (or their configs, e.g. ``dict(type='Rotate', max_angle=30)``),
-            applied in order with the same parameters to every image, sparse map and intrinsics of a sample.
+        geometric: geometric transforms of :mod:`.batch_augments` (or their ``BATCH_AUGMENTS`` configs, e.g.
+            ``dict(type='Rotate', max_angle=30)``), applied in order with the same parameters to every image,
+            sparse map and intrinsics of a sample.
         photometric: photometric transforms (configs), applied in order to the images in ``image_keys``.
         image_keys: inputs the network sees as images, (B, 3, H, W) or views (B, V, 3, H, W) that get the same
             augmentation: warped bilinearly with edge padding, then jittered.
