@@ -127,6 +127,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(OVERFIT))
 def test_two_image_overfit(name, one_thread):
     torch.manual_seed(0)

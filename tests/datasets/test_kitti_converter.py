@@ -95,6 +95,7 @@ def test_points_outside_the_image_are_not_counted():
     assert count_points_in_boxes(points, lidar2cam, cam2img, (100, 100), box).tolist() == [2]
 
 
+@pytest.mark.slow
 def test_cli_writes_the_four_files(converted, tmp_path):
     root, _ = converted
     subprocess.run([sys.executable, str(REPO_ROOT / 'tools/create_data.py'), 'kitti', '--root', str(root),

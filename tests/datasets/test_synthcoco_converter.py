@@ -198,6 +198,7 @@ def test_bad_input_names_the_file(kitti_root, tmp_path):
         create_synthcoco(str(kitti_root / 'training'), str(tmp_path / 'c'), generate=True)
 
 
+@pytest.mark.slow
 def test_command_renders_a_missing_world_then_converts(tmp_path):
     src, out = tmp_path / 'synthkitti', tmp_path / 'synthcoco'
     result = subprocess.run(

@@ -40,6 +40,7 @@ def test_cli_reproduces_oracle_set(shared_dir, tmp_path):
                     assert ours['results'][cls][metric][recall][difficulty] == pytest.approx(value, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_cli_split_file_loose_and_bad_row(shared_dir, tmp_path):
     set_dir = shared_dir / 'oracles' / 'kitti' / 'edge'
     (tmp_path / 'split.txt').write_text('000003\n000008\n')

@@ -289,6 +289,7 @@ def test_stage_optimisers_update_their_own_parameters(epoch):
     assert any('.matching.' in k for k in changed) and any('distilled' in k for k in changed)
 
 
+@pytest.mark.slow
 def test_two_sample_overfit(epoch):
     """Two textured planes seen by both cameras (disparity 4 px, left target; 6 px, right target).
 

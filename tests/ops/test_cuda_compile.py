@@ -9,6 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc')
 def test_cuda_sources_compile():
     proc = subprocess.run([sys.executable, 'tools/check_cuda_compile.py'], cwd=REPO,
