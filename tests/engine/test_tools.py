@@ -56,7 +56,7 @@ def test_train_resume_is_bit_exact(tmp_path):
     assert not torch.equal(first['net.0.weight'], full['net.0.weight'])
 
 
-def test_plain_mmengine_resume_diverges(tmp_path):
+def test_upstream_bug_mmengine_resume_diverges(tmp_path):
     """Without the epoch seeding, mmengine's resume is not exact on this task (numpy noise in the
     dataset, dropout in the model): what makes the test above meaningful."""
     from mmengine.runner import Runner as MMEngineRunner
@@ -98,7 +98,7 @@ def test_train_and_test_tools(tmp_path):
 
 
 @pytest.mark.slow
-def test_typo_in_type_name_is_named(tmp_path):
+def test_upstream_message_names_the_mistyped_type(tmp_path):
     proc = run_tool(sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path),
                     '--cfg-options', 'model.type=ToyRegresor')
     assert proc.returncode != 0

@@ -79,7 +79,7 @@ def _head_cfg():
     return cfg
 
 
-def test_plain_mmdet_ssd_head_cannot_predict():
+def test_upstream_bug_mmdet_ssd_head_cannot_predict():
     """The bug fixed by perception's SSDHead (mmdetection #11305, #11780): fails on mmdet 3.3.0."""
     head = MMDetSSDHead(**_head_cfg(), test_cfg=config('ssd300_vgg16_120e_coco.py').model.test_cfg)
     with pytest.raises(AttributeError, match='loss_cls'):
