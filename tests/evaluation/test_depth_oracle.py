@@ -1,4 +1,4 @@
-"""The depth oracle of ../shared/oracles/depth (real KITTI ground truth, monodepth2 protocol)."""
+"""The depth oracle of tests/data/oracles/depth (real KITTI ground truth, monodepth2 protocol)."""
 import importlib.util
 import json
 import os

@@ -1,4 +1,4 @@
-"""The evaluator against the official C++ devkit's outputs stored in ../shared/oracles/kitti."""
+"""The evaluator against the official C++ devkit's outputs stored in tests/data/oracles/kitti."""
 import json
 
 import numpy as np

@@ -396,7 +396,7 @@ def test_config_builds(name):
 
 
 def real_frame_dataset(cfg, shared_dir, tmp_path, **overrides):
-    """The config's training dataset over one frame (left view) of the real KITTI raw drive in ../shared."""
+    """The config's training dataset over one frame (left view) of the real KITTI raw drive in tests/data."""
     split = tmp_path / 'split.txt'
     split.write_text(f'{DRIVE} 1 l\n')
     return DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=str(shared_dir / 'data' / 'kitti_raw_mini'),
