@@ -53,6 +53,7 @@ setup(
     name='perception',
     version=get_version(),
     description='3D perception and depth toolbox in the OpenMMLab style',
+    # perception alone: tests/ and its KITTI samples in tests/data (non-commercial licences) stay out of the wheel
     packages=find_packages(include=['perception', 'perception.*']),
     python_requires='>=3.10',
     ext_modules=get_extensions(),
