@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from perception.engine import Runner, stagewise_train_step
-from tests.engine import toy_modules  # noqa: F401 (ToyDataset, ToyRegressor)
+from perception.testing.toy_task import ToyRegressor
 
 
 class TwoStageToy(BaseModel):
@@ -109,7 +109,6 @@ def test_loop_trains_every_stage(tmp_path):
 
 
 def test_loop_with_one_optimiser_is_mmengine_s(tmp_path):
-    from tests.engine.toy_modules import ToyRegressor
     model = ToyRegressor()
     before = [p.detach().clone() for p in model.parameters()]
     runner = _runner(tmp_path, model, dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05)))

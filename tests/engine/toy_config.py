@@ -1,6 +1,6 @@
 # A tiny config for the tools tests: trains ToyRegressor on ToyDataset with the real Runner.
 default_scope = 'perception'
-custom_imports = dict(imports=['tests.engine.toy_modules'], allow_failed_imports=False)
+custom_imports = dict(imports=['perception.testing.toy_task'], allow_failed_imports=False)
 
 model = dict(type='ToyRegressor', in_dim=4, hidden=16)
 

@@ -1,4 +1,8 @@
-"""A tiny regression task that exercises the real Runner: model, dataset and metric."""
+"""A tiny regression task that exercises the real Runner: model, dataset, metric and an interrupting hook.
+
+Importing this module registers them in perception's registries (``tests/engine/toy_config.py`` names it in
+``custom_imports``); ``perception.testing`` itself does not import it.
+"""
 import numpy as np
 import torch
 import torch.nn.functional as F
