@@ -9,7 +9,7 @@ backend_args = None
 
 train_pipeline = [
     dict(type='LoadImageMono3D', backend_args=backend_args),
-    dict(type='LoadAnnotationsMono3D', with_alpha=True),
+    dict(type='LoadAnnotationsMono3D'),
     # MonoDETR's order: photometric distortion, flip, then crop-and-scale into the input size.
     dict(type='mmdet.PhotoMetricDistortion'),
     dict(type='RandomFlipMono3D', prob=0.5),
