@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmdet3d.structures import Det3DDataSample
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
@@ -493,3 +493,26 @@ def test_mono_comparison_configs_build(name, shared_dir, tmp_path):
         assert prior.shape == (96, 320) and (prior > 0).mean() > 0.3
     else:
         assert 'depth_prior' not in meta
+
+
+def test_backbone_loads_only_through_its_init_cfg(tmp_path, recwarn):
+    source = build_tiny().backbone
+    assert any('random initialisation' in str(w.message) for w in recwarn)
+    # mmdet's Swin keeps only the 'backbone.' keys of a checkpoint (an mmdet model's layout)
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in source.state_dict().items()}}, tmp_path / 'swin.pth')
+    cfg = tiny_cfg()
+    # as a config file gives it: mmdet's Swin reads init_cfg by attribute
+    cfg['backbone'] = dict(cfg['backbone'],
+                           init_cfg=ConfigDict(type='Pretrained', checkpoint=str(tmp_path / 'swin.pth')))
+    recwarn.clear()
+    torch.manual_seed(1)
+    model = MODELS.build(cfg)
+    assert not [w for w in recwarn if 'random initialisation' in str(w.message)]
+    model.init_weights()
+    for name, value in source.state_dict().items():
+        if name.startswith('patch_embed.projection'):  # replaced by the overlapping embedding
+            continue
+        assert torch.equal(model.backbone.state_dict()[name], value), name
+    cfg['backbone']['init_cfg']['checkpoint'] = str(tmp_path / 'missing_swin.pth')
+    with pytest.raises(FileNotFoundError, match='missing_swin'):
+        MODELS.build(cfg).init_weights()

@@ -67,6 +67,9 @@ class TiODepth(BaseModel):
     Args:
         backbone: encoder config, four levels at strides 2, 4, 8, 16 (official: Swin-T with a stride-2
             patch embedding, ``mmdet.SwinTransformer`` with ``patch_size=2, strides=(2, 2, 2, 2)``).
+            Pretrained weights load from a local file through its
+            ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` (official Swin-T checkpoints need
+            ``convert_weights=True``); without one it starts from a random initialisation, with a warning.
         decoder_channels: channels of the decoder levels 0 .. 3.
         num_bins, min_disp, max_disp: the exponential disparity bins (pixels of the input).
         mfm_levels: decoder levels with monocular feature matching.
@@ -83,9 +86,6 @@ class TiODepth(BaseModel):
         cost_l1_threshold: per-pixel L1 (summed over bins) below which the cost loss is zero.
         occlusion_max_disp: largest disparity (half-resolution pixels) of the occlusion masks.
         plane_threshold: Laplacian threshold of the plane mask of the fused volume.
-        backbone_checkpoint: local backbone weights loaded by ``init_weights`` (mmdet's Swin loader;
-            official Swin-T checkpoints need ``convert_weights=True`` in ``backbone``); None keeps the
-            random initialisation. Nothing is downloaded.
         vgg_checkpoint: local torchvision ``vgg19`` state dict for the perceptual loss, loaded by
             ``init_weights``; None switches the perceptual loss off.
         test_out_modes: output modes of ``predict``; the first one fills ``pred_depth``, each one
@@ -113,16 +113,15 @@ class TiODepth(BaseModel):
                  cost_l1_threshold: float = 1.,
                  occlusion_max_disp: int = 60,
                  plane_threshold: float = 0.13,
-                 backbone_checkpoint: Optional[str] = None,
                  vgg_checkpoint: Optional[str] = None,
                  test_out_modes: Sequence[str] = ('refine', ),
                  loss_ranking: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if backbone_checkpoint is not None:
-            backbone = dict(backbone, init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint))
-        self.backbone_checkpoint = backbone_checkpoint
+        if backbone.get('init_cfg') is None:
+            warnings.warn(f'{type(self).__name__}: the backbone has no init_cfg and starts from a random '
+                          'initialisation', UserWarning, stacklevel=2)
         self.backbone = MODELS.build(backbone)
         if patch_embed_kernel is not None:
             self._overlap_patch_embed(patch_embed_kernel)
@@ -160,12 +159,6 @@ class TiODepth(BaseModel):
                                          padding=(kernel - stride) // 2)
 
     def init_weights(self) -> None:
-        if self.backbone_checkpoint is None:
-            warnings.warn('TiODepth: no backbone_checkpoint given, the encoder starts from a random '
-                          'initialisation', UserWarning, stacklevel=2)
-        elif not osp.isfile(self.backbone_checkpoint):
-            raise FileNotFoundError(f'backbone_checkpoint {self.backbone_checkpoint!r}: no such local file '
-                                    '(weights are never downloaded)')
         super().init_weights()
         if self.vgg is not None:
             if not osp.isfile(self.vgg_checkpoint):
