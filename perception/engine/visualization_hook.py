@@ -65,6 +65,9 @@ class Mono3DVisualizationHook(Hook):
     def draw_sample(self, data_sample: Det3DDataSample, classes: Sequence[str]) -> np.ndarray:
         """The picture of one data sample with ``pred_instances_3d``: (H, W + H, 3) BGR uint8."""
         img_path = data_sample.metainfo['img_path']
+        if 'pred_instances_3d' not in data_sample:
+            raise ValueError(f'{img_path}: the model predicted no 3D boxes (pred_instances_3d); '
+                             f'{type(self).__name__} draws monocular 3D detections only')
         image = mmcv.imfrombytes(get(img_path, backend_args=self.backend_args), flag='color')
         if image is None:
             raise ValueError(f'{img_path}: cannot decode the image')

@@ -93,3 +93,9 @@ def test_ground_truth_drawn_as_an_option(tmp_path, sample, kitti_000008):
 def test_frame_name_falls_back_to_the_image_name():
     assert frame_name(dict(img_path='a/b/000042.png', frame_id=7)) == '000007'
     assert frame_name(dict(img_path='a/b/000042.png')) == '000042'
+
+
+def test_a_model_without_3d_boxes_is_refused(tmp_path, sample):
+    del sample.pred_instances_3d
+    with pytest.raises(ValueError, match='000008.png: the model predicted no 3D boxes'):
+        run_hook(tmp_path, sample)
