@@ -18,7 +18,7 @@ from perception.datasets.converters.synthcoco_converter import create_synthcoco
 from perception.fileio.kitti import read_label_file
 from perception.registry import DATASETS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG = REPO_ROOT / 'configs/_base_/datasets/synthcoco_detection.py'
 
 # name, truncated, occluded, x1, y1, x2, y2 of each frame; 3D fields are filled in by ``label_line``.

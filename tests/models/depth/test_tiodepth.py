@@ -21,7 +21,7 @@ from perception.models.depth.tiodepth_layers import (MonocularFeatureMatching, V
 from perception.models.losses.photometric_loss import edge_aware_smoothness, photometric_loss
 from perception.registry import DATASETS, MODELS
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs'
+CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 DRIVE = '2011_09_26/2011_09_26_drive_0001_sync'
 
 

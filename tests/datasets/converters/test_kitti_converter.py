@@ -14,7 +14,7 @@ from perception.datasets.converters.kitti_converter import (count_points_in_boxe
                                                             kitti_difficulty)
 from perception.testing import make_kitti_root
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def load(path):

@@ -10,7 +10,7 @@ from mmengine.structures import InstanceData
 
 from perception.registry import MODELS
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / 'configs'
+CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs'
 CONFIGS = sorted(str(p.relative_to(CONFIG_DIR)) for d in ('ssd', 'sepc', 'stage_interactor')
                  for p in (CONFIG_DIR / d).glob('*.py'))
 

@@ -12,7 +12,7 @@ import pytest
 from perception.evaluation.depth.functional import METRIC_KEYS, average_metrics, evaluate_depth
 from perception.fileio.depth import read_depth_png, write_depth_png
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CLI = REPO / 'tools' / 'analysis' / 'depth_eval.py'
 PROTOCOLS = {'garg_median': ('garg', 'median'), 'none_none': ('none', 'none')}
 

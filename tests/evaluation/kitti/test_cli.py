@@ -12,7 +12,7 @@ import pytest
 
 from perception.evaluation.kitti import kitti_eval, load_kitti_folders, read_result_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 DET_ROW = ('Car -1 -1 -1.5094 419.0603 172.5338 440.8812 192.1503 1.5630 1.7272 3.8176 -15.7659 1.5603 63.4601 '
            '-1.7529 0.2100\n')
