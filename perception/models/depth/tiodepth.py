@@ -18,7 +18,6 @@ Where each piece lives (official code: ZM-Zhou/TiO-Depth_pytorch):
   per stage, stepped in turn: :mod:`perception.engine.stagewise_training`.
 """
 import os.path as osp
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -29,6 +28,7 @@ from mmengine.structures import PixelData
 from torch import Tensor, nn
 
 from perception.models.losses import edge_aware_smoothness, gradient_difference_loss, photometric_loss
+from perception.models.builder import build_backbone
 from perception.registry import MODELS
 from perception.structures.camera import stereo_direction
 from .tiodepth_layers import (DualPathDecoder, VGG19Features, exponential_disparity_bins, plane_mask,
@@ -119,10 +119,7 @@ class TiODepth(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if backbone.get('init_cfg') is None:
-            warnings.warn(f'{type(self).__name__}: the backbone has no init_cfg and starts from a random '
-                          'initialisation', UserWarning, stacklevel=2)
-        self.backbone = MODELS.build(backbone)
+        self.backbone = build_backbone(backbone, type(self).__name__)
         if patch_embed_kernel is not None:
             self._overlap_patch_embed(patch_embed_kernel)
         self.decoder = DualPathDecoder(self.backbone.num_features, decoder_channels, num_bins, mfm_levels,

@@ -19,7 +19,6 @@ Where each equation lives:
   ``DimAwareL1Loss``, ``MultiBinLoss``) and mmdet's focal, L1 and GIoU losses; matching:
   :mod:`perception.models.task_modules.group_hungarian_assigner`.
 """
-import warnings
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -28,6 +27,7 @@ from mmdet3d.models.detectors import Base3DDetector
 from mmdet3d.structures import Det3DDataSample
 from torch import Tensor
 
+from perception.models.builder import build_backbone
 from perception.registry import MODELS
 
 
@@ -63,10 +63,7 @@ class MonoDETR(Base3DDetector):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if backbone.get('init_cfg') is None:
-            warnings.warn(f'{type(self).__name__}: the backbone has no init_cfg and starts from a random '
-                          'initialisation', UserWarning, stacklevel=2)
-        self.backbone = MODELS.build(backbone)
+        self.backbone = build_backbone(backbone, type(self).__name__)
         self.neck = MODELS.build(neck)
         self.positional_encoding = SinePositionalEncoding(**positional_encoding)
         self.depth_predictor = MODELS.build(depth_predictor)
