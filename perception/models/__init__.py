@@ -1,7 +1,7 @@
-from . import losses  # noqa: F401 (registers them)
-from . import dense_heads  # noqa: F401
-from . import layers  # noqa: F401
-from . import necks  # noqa: F401
-from . import task_modules  # noqa: F401
-from . import detectors  # noqa: F401
-from . import depth  # noqa: F401
+from .dense_heads import *  # noqa: F401,F403
+from .depth import *  # noqa: F401,F403
+from .detectors import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
+from .task_modules import *  # noqa: F401,F403

@@ -4,3 +4,9 @@ from .stage_interactor_head import StageInteractorHead
 from .monodetr_head import MonoDETRHead, fuse_depth, geometric_depth, sample_depth_map
 from .monodgp_head import MonoDGPHead, geometry_error_depth
 from .region_seg_head import RegionSegHead, object_region_mask, region_targets
+
+__all__ = [
+    'SEPCFreeAnchorRetinaHead', 'SEPCRetinaHead', 'SSDHead', 'StageInteractorHead', 'MonoDETRHead', 'fuse_depth',
+    'geometric_depth', 'sample_depth_map', 'MonoDGPHead', 'geometry_error_depth', 'RegionSegHead',
+    'object_region_mask', 'region_targets'
+]
