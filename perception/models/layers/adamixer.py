@@ -7,7 +7,7 @@ StageInteractor adds the reuse of the channel filters of earlier stages through 
 (:mod:`.cross_stage_filter`).
 """
 import math
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
