@@ -1,9 +1,10 @@
 """Readers and writers of dataset text formats shared by datasets, evaluators and tools, and atomic writes."""
 from .atomic import atomic_write
+from .errors import InvalidInputError
 from .kitti import (read_calib_file, read_label_file, read_label_rows, read_raw_calib_file, write_calib_file,
                     write_label_file)
 
 __all__ = [
-    'atomic_write', 'read_label_file', 'read_label_rows', 'write_label_file', 'read_calib_file',
+    'atomic_write', 'InvalidInputError', 'read_label_file', 'read_label_rows', 'write_label_file', 'read_calib_file',
     'read_raw_calib_file', 'write_calib_file'
 ]
