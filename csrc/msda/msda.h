@@ -15,9 +15,10 @@
 #include <vector>
 
 // Shapes, dtypes and devices of the inputs (both devices): clear errors instead of bad reads.
+// num_coords is the size of the last dimension of sampling_loc (3 for dfa3d/'s (u, v, d)).
 void msda_check_inputs(const at::Tensor &value, const at::Tensor &spatial_shapes,
                        const at::Tensor &level_start_index, const at::Tensor &sampling_loc,
-                       const at::Tensor &attn_weight);
+                       const at::Tensor &attn_weight, int64_t num_coords = 2);
 
 at::Tensor ms_deform_attn_forward_cpu(const at::Tensor &value, const at::Tensor &spatial_shapes,
                                       const at::Tensor &level_start_index,

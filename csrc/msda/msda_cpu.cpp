@@ -6,66 +6,15 @@
 // belong to that same slice.
 #include <ATen/Parallel.h>
 
-#include <cmath>
 #include <vector>
 
+#include "common/bilinear.h"
+#include "common/cpu_kernel.h"
 #include "msda.h"
 
 namespace {
 
-// The four bilinear neighbours of a sampling point, with zero padding outside the map.
-template <typename scalar_t>
-struct Bilinear {
-  int64_t offset[4];  // key index of each corner (y * W + x), or -1 when outside the map
-  scalar_t lh, lw, hh, hw;
-
-  // Returns false when the point lies wholly outside (no corner contributes).
-  bool init(scalar_t loc_x, scalar_t loc_y, int64_t H, int64_t W) {
-    const scalar_t h_im = loc_y * H - scalar_t(0.5);
-    const scalar_t w_im = loc_x * W - scalar_t(0.5);
-    if (!(h_im > -1 && w_im > -1 && h_im < H && w_im < W)) return false;
-    const int64_t h_low = static_cast<int64_t>(std::floor(h_im));
-    const int64_t w_low = static_cast<int64_t>(std::floor(w_im));
-    const int64_t h_high = h_low + 1, w_high = w_low + 1;
-    lh = h_im - h_low;
-    lw = w_im - w_low;
-    hh = 1 - lh;
-    hw = 1 - lw;
-    const bool hl = h_low >= 0, hhv = h_high <= H - 1, wl = w_low >= 0, whv = w_high <= W - 1;
-    offset[0] = (hl && wl) ? h_low * W + w_low : -1;
-    offset[1] = (hl && whv) ? h_low * W + w_high : -1;
-    offset[2] = (hhv && wl) ? h_high * W + w_low : -1;
-    offset[3] = (hhv && whv) ? h_high * W + w_high : -1;
-    return true;
-  }
-
-  void weights(scalar_t *w) const {
-    w[0] = hh * hw;
-    w[1] = hh * lw;
-    w[2] = lh * hw;
-    w[3] = lh * lw;
-  }
-};
-
-// <a, b> over n elements with 8 independent partial sums: a single running sum is a dependency
-// chain the compiler may not reorder (no -ffast-math), which leaves the loop scalar and latency-bound.
-template <typename scalar_t>
-inline scalar_t dot(const scalar_t *__restrict__ a, const scalar_t *__restrict__ b, int64_t n) {
-  scalar_t part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t c = 0;
-  for (; c + 8 <= n; c += 8)
-    for (int k = 0; k < 8; ++k) part[k] += a[c + k] * b[c + k];
-  scalar_t acc = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-  for (; c < n; ++c) acc += a[c] * b[c];
-  return acc;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MSDA_TARGET_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define MSDA_TARGET_CLONES
-#endif
-#define MSDA_INLINE inline __attribute__((always_inline))
+using perception::Bilinear;
 
 // Pointers and sizes of one call (see msda.h); the gradient pointers are unused by the forward.
 template <typename scalar_t>
@@ -78,7 +27,7 @@ struct Problem {
 
 // One thread's share of the forward: rows [begin, end) of (batch * query).
 template <typename scalar_t>
-MSDA_INLINE void forward_rows(const Problem<scalar_t> &pb, int64_t begin, int64_t end) {
+PERCEPTION_ALWAYS_INLINE void forward_rows(const Problem<scalar_t> &pb, int64_t begin, int64_t end) {
   const int64_t S = pb.S, M = pb.M, D = pb.D, Q = pb.Q, L = pb.L, P = pb.P;
   const int64_t key_stride = M * D;
   const int64_t *shape_ptr = pb.shapes, *start_ptr = pb.starts;
@@ -123,7 +72,7 @@ MSDA_INLINE void forward_rows(const Problem<scalar_t> &pb, int64_t begin, int64_
 
 // One thread's share of the backward: slices [begin, end) of (batch * head).
 template <typename scalar_t>
-MSDA_INLINE void backward_slices(const Problem<scalar_t> &pb, int64_t begin, int64_t end) {
+PERCEPTION_ALWAYS_INLINE void backward_slices(const Problem<scalar_t> &pb, int64_t begin, int64_t end) {
   const int64_t S = pb.S, M = pb.M, D = pb.D, Q = pb.Q, L = pb.L, P = pb.P;
   const int64_t key_stride = M * D;
   const int64_t *shape_ptr = pb.shapes, *start_ptr = pb.starts;
@@ -177,38 +126,35 @@ MSDA_INLINE void backward_slices(const Problem<scalar_t> &pb, int64_t begin, int
             const scalar_t *__restrict__ v = level_value + bil.offset[k] * key_stride;
             scalar_t *__restrict__ gv = level_gvalue + bil.offset[k] * key_stride;
             const scalar_t w = a * cw[k];
-            dot[k] = ::dot(gout, v, D);
+            dot[k] = perception::dot(gout, v, D);
             for (int64_t c = 0; c < D; ++c) gv[c] += w * gout[c];
           }
           gattn_ptr[s] = cw[0] * dot[0] + cw[1] * dot[1] + cw[2] * dot[2] + cw[3] * dot[3];
-          const scalar_t grad_h =
-              a * (bil.hw * (dot[2] - dot[0]) + bil.lw * (dot[3] - dot[1]));
-          const scalar_t grad_w =
-              a * (bil.hh * (dot[1] - dot[0]) + bil.lh * (dot[3] - dot[2]));
-          gloc_ptr[2 * s] = grad_w * W;
-          gloc_ptr[2 * s + 1] = grad_h * H;
+          scalar_t grad_x, grad_y;
+          bil.location_grad(dot, H, W, grad_x, grad_y);
+          gloc_ptr[2 * s] = a * grad_x;
+          gloc_ptr[2 * s + 1] = a * grad_y;
         }
       }
     }
   }
 }
 
-// Each kernel is compiled twice, for baseline x86-64 and for AVX2 + FMA, and the loader picks the
-// one the CPU supports: the channel loops are the hot spot and gain from the wider vectors.
-#define MSDA_INSTANTIATE(scalar_t)                                                          \
-  MSDA_TARGET_CLONES void forward_rows_##scalar_t(const Problem<scalar_t> &pb, int64_t b,    \
-                                                   int64_t e) {                              \
-    forward_rows<scalar_t>(pb, b, e);                                                        \
-  }                                                                                          \
-  MSDA_TARGET_CLONES void backward_slices_##scalar_t(const Problem<scalar_t> &pb, int64_t b, \
-                                                      int64_t e) {                           \
-    backward_slices<scalar_t>(pb, b, e);                                                     \
-  }                                                                                          \
-  inline void forward_rows_mv(const Problem<scalar_t> &pb, int64_t b, int64_t e) {           \
-    forward_rows_##scalar_t(pb, b, e);                                                       \
-  }                                                                                          \
-  inline void backward_slices_mv(const Problem<scalar_t> &pb, int64_t b, int64_t e) {        \
-    backward_slices_##scalar_t(pb, b, e);                                                    \
+// The multi-versioned entry points (see PERCEPTION_TARGET_CLONES in common/cpu_kernel.h).
+#define MSDA_INSTANTIATE(scalar_t)                                                             \
+  PERCEPTION_TARGET_CLONES void forward_rows_##scalar_t(const Problem<scalar_t> &pb, int64_t b, \
+                                                        int64_t e) {                            \
+    forward_rows<scalar_t>(pb, b, e);                                                           \
+  }                                                                                             \
+  PERCEPTION_TARGET_CLONES void backward_slices_##scalar_t(const Problem<scalar_t> &pb,         \
+                                                           int64_t b, int64_t e) {              \
+    backward_slices<scalar_t>(pb, b, e);                                                        \
+  }                                                                                             \
+  inline void forward_rows_mv(const Problem<scalar_t> &pb, int64_t b, int64_t e) {              \
+    forward_rows_##scalar_t(pb, b, e);                                                          \
+  }                                                                                             \
+  inline void backward_slices_mv(const Problem<scalar_t> &pb, int64_t b, int64_t e) {           \
+    backward_slices_##scalar_t(pb, b, e);                                                       \
   }
 MSDA_INSTANTIATE(float)
 MSDA_INSTANTIATE(double)
@@ -218,7 +164,7 @@ MSDA_INSTANTIATE(double)
 
 void msda_check_inputs(const at::Tensor &value, const at::Tensor &spatial_shapes,
                        const at::Tensor &level_start_index, const at::Tensor &sampling_loc,
-                       const at::Tensor &attn_weight) {
+                       const at::Tensor &attn_weight, int64_t num_coords) {
   TORCH_CHECK(sampling_loc.device() == value.device() && attn_weight.device() == value.device(),
               "value, sampling_locations and attention_weights must be on one device, got ",
               value.device(), ", ", sampling_loc.device(), " and ", attn_weight.device());
@@ -227,8 +173,9 @@ void msda_check_inputs(const at::Tensor &value, const at::Tensor &spatial_shapes
               "spatial_shapes must be (L, 2), got ", spatial_shapes.sizes());
   TORCH_CHECK(level_start_index.dim() == 1 && level_start_index.size(0) == spatial_shapes.size(0),
               "level_start_index must be (L,), got ", level_start_index.sizes());
-  TORCH_CHECK(sampling_loc.dim() == 6 && sampling_loc.size(5) == 2,
-              "sampling_locations must be (B, Q, M, L, P, 2), got ", sampling_loc.sizes());
+  TORCH_CHECK(sampling_loc.dim() == 6 && sampling_loc.size(5) == num_coords,
+              "sampling_locations must be (B, Q, M, L, P, ", num_coords, "), got ",
+              sampling_loc.sizes());
   TORCH_CHECK(attn_weight.dim() == 5, "attention_weights must be (B, Q, M, L, P), got ",
               attn_weight.sizes());
   TORCH_CHECK(sampling_loc.size(0) == value.size(0) && sampling_loc.size(2) == value.size(2) &&

@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "common/bilinear.h"
 #include "msda.h"
 
 namespace {
@@ -15,32 +16,7 @@ constexpr int kThreads = 256;
 
 inline int64_t num_blocks(int64_t n) { return (n + kThreads - 1) / kThreads; }
 
-template <typename scalar_t>
-__device__ __forceinline__ bool bilinear_corners(scalar_t loc_x, scalar_t loc_y, int64_t H,
-                                                 int64_t W, int64_t *offset, scalar_t *cw,
-                                                 scalar_t *frac) {
-  const scalar_t h_im = loc_y * H - scalar_t(0.5);
-  const scalar_t w_im = loc_x * W - scalar_t(0.5);
-  if (!(h_im > -1 && w_im > -1 && h_im < H && w_im < W)) return false;
-  const int64_t h_low = static_cast<int64_t>(floor(h_im));
-  const int64_t w_low = static_cast<int64_t>(floor(w_im));
-  const int64_t h_high = h_low + 1, w_high = w_low + 1;
-  const scalar_t lh = h_im - h_low, lw = w_im - w_low, hh = 1 - lh, hw = 1 - lw;
-  const bool hl = h_low >= 0, hhv = h_high <= H - 1, wl = w_low >= 0, whv = w_high <= W - 1;
-  offset[0] = (hl && wl) ? h_low * W + w_low : -1;
-  offset[1] = (hl && whv) ? h_low * W + w_high : -1;
-  offset[2] = (hhv && wl) ? h_high * W + w_low : -1;
-  offset[3] = (hhv && whv) ? h_high * W + w_high : -1;
-  cw[0] = hh * hw;
-  cw[1] = hh * lw;
-  cw[2] = lh * hw;
-  cw[3] = lh * lw;
-  frac[0] = lh;
-  frac[1] = lw;
-  frac[2] = hh;
-  frac[3] = hw;
-  return true;
-}
+using perception::Bilinear;
 
 template <typename scalar_t>
 __global__ void msda_forward_kernel(const scalar_t *__restrict__ value,
@@ -63,12 +39,13 @@ __global__ void msda_forward_kernel(const scalar_t *__restrict__ value,
     const scalar_t *level_value = value + ((b * S + starts[l]) * M + m) * D + c;
     for (int64_t p = 0; p < P; ++p) {
       const int64_t s = sample_base + l * P + p;
-      int64_t offset[4];
-      scalar_t cw[4], frac[4];
-      if (!bilinear_corners(loc[2 * s], loc[2 * s + 1], H, W, offset, cw, frac)) continue;
+      Bilinear<scalar_t> bil;
+      if (!bil.init(loc[2 * s], loc[2 * s + 1], H, W)) continue;
+      scalar_t cw[4];
+      bil.weights(cw);
       scalar_t sampled = 0;
       for (int k = 0; k < 4; ++k)
-        if (offset[k] >= 0) sampled += cw[k] * level_value[offset[k] * M * D];
+        if (bil.offset[k] >= 0) sampled += cw[k] * level_value[bil.offset[k] * M * D];
       acc += attn[s] * sampled;
     }
   }
@@ -93,17 +70,17 @@ __global__ void msda_backward_kernel(const scalar_t *__restrict__ value,
   const int64_t bq = s / (P * L * M);
   const int64_t b = bq / Q;
   const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
-  int64_t offset[4];
-  scalar_t cw[4], frac[4];
-  if (!bilinear_corners(loc[2 * s], loc[2 * s + 1], H, W, offset, cw, frac)) return;
-  const scalar_t lh = frac[0], lw = frac[1], hh = frac[2], hw = frac[3];
+  Bilinear<scalar_t> bil;
+  if (!bil.init(loc[2 * s], loc[2 * s + 1], H, W)) return;
+  scalar_t cw[4];
+  bil.weights(cw);
   const int64_t level_offset = ((b * S + starts[l]) * M + m) * D;
   const scalar_t *gout = grad_out + (bq * M + m) * D;
   const scalar_t a = attn[s];
   scalar_t dot[4] = {0, 0, 0, 0};
   for (int k = 0; k < 4; ++k) {
-    if (offset[k] < 0) continue;
-    const int64_t base = level_offset + offset[k] * M * D;
+    if (bil.offset[k] < 0) continue;
+    const int64_t base = level_offset + bil.offset[k] * M * D;
     const scalar_t w = a * cw[k];
     scalar_t acc = 0;
     for (int64_t c = 0; c < D; ++c) {
@@ -113,8 +90,10 @@ __global__ void msda_backward_kernel(const scalar_t *__restrict__ value,
     dot[k] = acc;
   }
   grad_attn[s] = cw[0] * dot[0] + cw[1] * dot[1] + cw[2] * dot[2] + cw[3] * dot[3];
-  grad_loc[2 * s] = a * (hh * (dot[1] - dot[0]) + lh * (dot[3] - dot[2])) * W;
-  grad_loc[2 * s + 1] = a * (hw * (dot[2] - dot[0]) + lw * (dot[3] - dot[1])) * H;
+  scalar_t grad_x, grad_y;
+  bil.location_grad(dot, H, W, grad_x, grad_y);
+  grad_loc[2 * s] = a * grad_x;
+  grad_loc[2 * s + 1] = a * grad_y;
 }
 
 }  // namespace

@@ -2,10 +2,17 @@
 
 The ground floor of the package: nothing here imports models, datasets or tools.
 """
+from .dfa3d import (MultiScale3DDeformableAttention, MultiScale3DDeformableAttnFunction,
+                    depth_scores, multi_scale_3d_deformable_attn,
+                    multi_scale_3d_deformable_attn_materialised,
+                    multi_scale_3d_deformable_attn_pytorch)
 from .msda import (MultiScaleDeformableAttention, MultiScaleDeformableAttnFunction,
-                   multi_scale_deformable_attn, multi_scale_deformable_attn_pytorch)
+                   multi_scale_deformable_attn, multi_scale_deformable_attn_pytorch, ray_offsets)
 
 __all__ = [
     'MultiScaleDeformableAttention', 'MultiScaleDeformableAttnFunction',
-    'multi_scale_deformable_attn', 'multi_scale_deformable_attn_pytorch'
+    'multi_scale_deformable_attn', 'multi_scale_deformable_attn_pytorch', 'ray_offsets',
+    'MultiScale3DDeformableAttention', 'MultiScale3DDeformableAttnFunction', 'depth_scores',
+    'multi_scale_3d_deformable_attn', 'multi_scale_3d_deformable_attn_materialised',
+    'multi_scale_3d_deformable_attn_pytorch'
 ]

@@ -112,6 +112,17 @@ def multi_scale_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     return output.to(dtype)
 
 
+def ray_offsets(num_heads: int, num_levels: int, num_points: int) -> Tensor:
+    """The Deformable DETR initial sampling offsets, (num_heads, num_levels, num_points, 2) in
+    pixels: head h looks along the direction of angle 2 pi h / num_heads (scaled so that its larger
+    component is 1), point i at i + 1 steps, the same on every level."""
+    thetas = torch.arange(num_heads, dtype=torch.float32) * (2.0 * math.pi / num_heads)
+    grid = torch.stack([thetas.cos(), thetas.sin()], -1)
+    grid = (grid / grid.abs().max(-1, keepdim=True)[0]).view(num_heads, 1, 1, 2)
+    steps = torch.arange(1, num_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+    return grid.repeat(1, num_levels, num_points, 1) * steps
+
+
 @MODELS.register_module()
 class MultiScaleDeformableAttention(BaseModule):
     """The deformable attention layer of Deformable DETR on the compiled kernels.
@@ -171,12 +182,9 @@ class MultiScaleDeformableAttention(BaseModule):
         """Offsets start on rays in ``num_heads`` directions, point i at distance i + 1 (the
         Deformable DETR initialisation); attention starts uniform."""
         constant_init(self.sampling_offsets, 0.)
-        thetas = torch.arange(self.num_heads, dtype=torch.float32) * (2.0 * math.pi / self.num_heads)
-        grid = torch.stack([thetas.cos(), thetas.sin()], -1)
-        grid = (grid / grid.abs().max(-1, keepdim=True)[0]).view(self.num_heads, 1, 1, 2)
-        grid = grid.repeat(1, self.num_levels, self.num_points, 1)
-        grid = grid * torch.arange(1, self.num_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
-        self.sampling_offsets.bias.data = grid.view(-1).to(self.sampling_offsets.bias)
+        self.sampling_offsets.bias.data = ray_offsets(self.num_heads, self.num_levels,
+                                                      self.num_points).view(-1).to(
+                                                          self.sampling_offsets.bias)
         constant_init(self.attention_weights, val=0., bias=0.)
         xavier_init(self.value_proj, distribution='uniform', bias=0.)
         xavier_init(self.output_proj, distribution='uniform', bias=0.)
