@@ -11,15 +11,24 @@ Detection", ICCV 2023), one set of branches per decoder layer:
   map sampled at the projected centre; ``d = (d_reg + d_geo + d_map) / 3``.
 
 The parametrisation (normalised coordinates, targets, decoding into camera-frame boxes) is the box
-coder's, :class:`perception.models.task_modules.MonoDETRBBoxCoder`. The official code samples ``d_map``
-with ``align_corners=True``, off by up to half a stride-16 cell.
+coder's, :class:`perception.models.task_modules.MonoDETRBBoxCoder`.
+
+Where the official code differs, the head follows it only when asked (the official-behaviour configs,
+``configs/monodetr/monodetr_r50_official_kitti.py``), since the default is exact under the resize of the
+test pipeline: the official code samples ``d_map`` with ``align_corners=True``, off by up to half a
+stride-16 cell (``depth_map_align_corners``); it computes ``d_geo`` with ``f_u`` of the unadjusted
+``P2`` and the box height in rows of the original image, while the input is the image scaled by
+1280 / 1242 and cropped to 384 rows, which makes its ``d_geo`` about 0.6 % too large on KITTI
+(``geo_depth_camera='original'``); and it decodes in the original image's pixels without undoing the
+crop (``test_cfg.official_decoding``, see :meth:`MonoDETRBBoxCoder.decode_official`).
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmdet.models.layers.transformer import MLP
+from mmdet.models.task_modules import AssignResult
 from mmdet.utils import reduce_mean
 from mmengine.model import BaseModule, bias_init_with_prob
 from mmengine.structures import InstanceData
@@ -28,7 +37,7 @@ from torch import Tensor, nn
 from perception.models.layers import refine_reference_boxes
 from perception.models.task_modules import boxes6d_to_xyxy
 from perception.registry import MODELS, TASK_UTILS
-from perception.structures import cam2img_to_4x4
+from perception.structures import cam2img_to_4x4, wrap_angle
 
 
 def geometric_depth(height_3d: Tensor, box_height: Tensor, focal: Tensor, min_box_height: float = 1.) -> Tensor:
@@ -45,18 +54,43 @@ def geometric_depth(height_3d: Tensor, box_height: Tensor, focal: Tensor, min_bo
     return focal * height_3d / box_height.clamp(min=min_box_height)
 
 
-def sample_depth_map(depth_map: Tensor, centers: Tensor) -> Tensor:
+def sample_depth_map(depth_map: Tensor, centers: Tensor, align_corners: bool = False) -> Tensor:
     """Bilinear samples of a depth map at normalised points.
 
     Args:
         depth_map: (B, H, W) metres.
         centers: (B, Q, 2) normalised (x, y), 0 and 1 at the image edges.
+        align_corners: read 0 and 1 as the centres of the border cells instead (the official code).
 
     Returns:
         (B, Q) metres.
     """
     grid = (centers * 2 - 1).unsqueeze(2)
-    return F.grid_sample(depth_map.unsqueeze(1), grid, mode='bilinear', align_corners=False)[:, 0, :, 0]
+    return F.grid_sample(depth_map.unsqueeze(1), grid, mode='bilinear', align_corners=align_corners)[:, 0, :, 0]
+
+
+def box_ray_alpha(yaws: Tensor, bboxes: Tensor, cam2img: np.ndarray) -> Tensor:
+    """Observation angle ``ry - atan2(u - c_u, f_u)`` of the ray through each 2D box centre ``u``, in
+    ``[-pi, pi)``: the official MonoDETR target, which the ray through the 3D centre defines exactly.
+
+    Args:
+        yaws: (N,) yaws ``ry``, radians.
+        bboxes: (N, 4) 2D boxes x1, y1, x2, y2 in the pixels of ``cam2img`` (the ratio is the same in any
+            image that a scaling and shifting of the original gives).
+        cam2img: (3 | 4, 3 | 4) projection of the image.
+
+    Returns:
+        (N,) radians.
+    """
+    centers = (bboxes[:, 0].double() + bboxes[:, 2].double()) / 2
+    rays = torch.atan2(centers - float(cam2img[0, 2]), torch.full_like(centers, float(cam2img[0, 0])))
+    return wrap_angle(yaws.double() - rays).to(yaws.dtype)
+
+
+def query_instances(cls_scores: Tensor, boxes: Tensor) -> InstanceData:
+    """The fields that the match costs read of Q queries: ``scores`` (Q, num_classes) logits, normalised
+    ``centers_2d`` (Q, 2), ``lrtb`` (Q, 4) and ``bboxes`` (Q, 4) xyxy of the boxes (Q, 6)."""
+    return InstanceData(scores=cls_scores, centers_2d=boxes[:, :2], lrtb=boxes[:, 2:], bboxes=boxes6d_to_xyxy(boxes))
 
 
 def fuse_depth(depth_reg: Tensor, depth_geo: Tensor, depth_map: Tensor) -> Tensor:
@@ -83,10 +117,19 @@ class MonoDETRHead(BaseModule):
         loss_angle: heading loss on the observation angle.
         loss_depth: depth loss taking (depth, target, log_variance).
         loss_depth_map: depth-map loss taking (logits, boxes in map cells, depths).
-        train_cfg: ``assigner`` config.
+        geo_depth_camera: the camera of the geometric depth ``f * H_3D / h_2D``: ``'input'``, ``f_v`` of
+            the input image's ``cam2img`` and box heights in input rows; ``'original'``, ``f_u`` of the
+            original image's ``ori_cam2img`` and box heights in rows of the original image
+            (``ori_shape``), as the official code, which keeps ``P2`` unchanged through the resize.
+        depth_map_align_corners: sample the depth map with ``align_corners=True``, as the official code.
+        train_cfg: ``assigner`` config, and ``heading_ray``, the ray whose observation angle is the
+            heading target: through the 3D centre (``'center_3d'``, the default, which
+            :func:`perception.structures.alpha_to_yaw` inverts exactly) or through the 2D box centre
+            (``'box_2d'``, the official target, off by the angle between the two rays).
         test_cfg: ``max_per_img`` (top-k over queries x classes), ``score_thr`` (on the class
             probability), ``depth_score`` (multiply the kept scores by the depth confidence
-            ``exp(-s)``, as the official decoder).
+            ``exp(-s)``, as the official decoder), ``official_decoding`` (decode as the official
+            tester, :meth:`MonoDETRBBoxCoder.decode_official`).
         init_cfg: mmengine initialisation config.
     """
 
@@ -114,8 +157,14 @@ class MonoDETRHead(BaseModule):
                          dict(type='InstanceL1Cost', key='centers_2d', weight=10.0),
                      ])),
                  test_cfg: dict = dict(max_per_img=50, score_thr=0.2, depth_score=True),
+                 geo_depth_camera: str = 'input',
+                 depth_map_align_corners: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
+        if geo_depth_camera not in ('input', 'original'):
+            raise ValueError(f"geo_depth_camera must be 'input' or 'original', got {geo_depth_camera!r}")
+        self.geo_depth_camera = geo_depth_camera
+        self.depth_map_align_corners = depth_map_align_corners
         self.num_classes = num_classes
         self.num_heading_bins = num_heading_bins
         self.num_pred_layers = num_pred_layers
@@ -155,7 +204,7 @@ class MonoDETRHead(BaseModule):
     # ------------------------------------------------------------------ forward
 
     def predict_depth(self, layer: int, hidden: Tensor, boxes: Tensor, dims: Tensor, weighted_depth: Tensor,
-                      focal: Tensor, img_height: int) -> Tensor:
+                      focal: Tensor, img_height: Union[int, Tensor]) -> Tensor:
         """Depth and log-variance of each query (the method-specific part: MonoDGP overrides it).
 
         Args:
@@ -164,33 +213,37 @@ class MonoDETRHead(BaseModule):
             boxes: (B, Q, 6) normalised boxes.
             dims: (B, Q, 3) sizes (l, h, w), metres.
             weighted_depth: (B, H_d, W_d) depth map, metres.
-            focal: (B,) vertical focal lengths of the input images, pixels.
-            img_height: input height, pixels.
+            focal: (B,) focal lengths of the geometric depth, pixels (:meth:`focal_lengths`).
+            img_height: the image height that the normalised box heights are scaled by, pixels: an int or
+                (B, 1) per image (:meth:`box_height_scales`).
 
         Returns:
             (B, Q, 2): fused depth (metres) and log-variance.
         """
         out = self.depth_branches[layer](hidden)
         depth_geo = geometric_depth(dims[..., 1], self.bbox_coder.box_heights(boxes, img_height), focal[:, None])
-        depth_map = sample_depth_map(weighted_depth, boxes[..., :2].detach())
+        depth_map = sample_depth_map(weighted_depth, boxes[..., :2].detach(), self.depth_map_align_corners)
         depth = fuse_depth(self.bbox_coder.decode_depth(out[..., 0]), depth_geo, depth_map)
         return torch.stack([depth, out[..., 1]], dim=-1)
 
     def forward(self, hidden_states: Tensor, references: Sequence[Tensor], weighted_depth: Tensor,
-                focal: Tensor, img_size: Tuple[int, int]) -> Dict[str, Tensor]:
+                focal: Tensor, img_size: Tuple[int, int], img_heights: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """
         Args:
             hidden_states: (L, B, Q, C) decoder outputs.
             references: L tensors (B, Q, 2 | 6), the reference each layer attended around.
             weighted_depth: (B, H_d, W_d) depth map of the depth predictor, metres.
-            focal: (B,) vertical focal lengths of the input images, pixels.
+            focal: (B,) focal lengths of the geometric depth, pixels (:meth:`focal_lengths`).
             img_size: (H, W) of the input tensor, pixels.
+            img_heights: (B,) image heights that scale the normalised box heights of the geometric depth
+                (:meth:`box_height_scales`); None takes the input height.
 
         Returns:
             Per-layer predictions: ``cls_scores`` (L, B, Q, num_classes) logits, ``boxes`` (L, B, Q, 6)
             normalised, ``dims`` (L, B, Q, 3) metres, ``angles`` (L, B, Q, 2K), ``depths`` (L, B, Q, 2).
         """
         outputs = dict(cls_scores=[], boxes=[], dims=[], angles=[], depths=[])
+        box_height_scale = img_size[0] if img_heights is None else img_heights[:, None]
         for layer, (hidden, reference) in enumerate(zip(hidden_states, references)):
             boxes = refine_reference_boxes(reference, self.reg_branches[layer](hidden))
             dims = self.dim_branches[layer](hidden)
@@ -199,34 +252,50 @@ class MonoDETRHead(BaseModule):
             outputs['dims'].append(dims)
             outputs['angles'].append(self.angle_branches[layer](hidden))
             outputs['depths'].append(
-                self.predict_depth(layer, hidden, boxes, dims, weighted_depth, focal, img_size[0]))
+                self.predict_depth(layer, hidden, boxes, dims, weighted_depth, focal, box_height_scale))
         return {key: torch.stack(value) for key, value in outputs.items()}
 
     # ------------------------------------------------------------------ targets and losses
 
-    @staticmethod
-    def focal_lengths(batch_img_metas: Sequence[dict], like: Tensor) -> Tensor:
-        """(B,) vertical focal length ``cam2img[1, 1]`` of each input image, pixels (KITTI's ``f_u`` and
-        ``f_v`` are equal; the official code reads ``f_u``)."""
+    def focal_lengths(self, batch_img_metas: Sequence[dict], like: Tensor) -> Tensor:
+        """(B,) focal length of the geometric depth of each image, pixels: the vertical one of the input
+        image's ``cam2img``, or with ``geo_depth_camera='original'`` the horizontal one of the original
+        ``ori_cam2img``, as the official code (KITTI's ``f_u`` and ``f_v`` are equal)."""
+        if self.geo_depth_camera == 'original':
+            return like.new_tensor([float(np.asarray(meta['ori_cam2img'])[0, 0]) for meta in batch_img_metas])
         return like.new_tensor([float(np.asarray(meta['cam2img'])[1, 1]) for meta in batch_img_metas])
+
+    def box_height_scales(self, batch_img_metas: Sequence[dict], like: Tensor, img_size: Tuple[int, int]) -> Tensor:
+        """(B,) height that scales the normalised box heights of the geometric depth, pixels: the input
+        height, or with ``geo_depth_camera='original'`` the original image's (``ori_shape``)."""
+        if self.geo_depth_camera == 'original':
+            return like.new_tensor([float(meta['ori_shape'][0]) for meta in batch_img_metas])
+        return like.new_full((len(batch_img_metas), ), float(img_size[0]))
 
     def loss(self, hidden_states: Tensor, references: Sequence[Tensor], weighted_depth: Tensor,
              depth_logits: Tensor, batch_data_samples: Sequence, img_size: Tuple[int, int],
              num_groups: int = 1) -> Dict[str, Tensor]:
         """Forward and losses; arguments as :meth:`forward` and :meth:`loss_by_feat`."""
         batch_img_metas = [sample.metainfo for sample in batch_data_samples]
-        outputs = self(hidden_states, references, weighted_depth, self.focal_lengths(batch_img_metas,
-                                                                                     weighted_depth), img_size)
+        outputs = self(hidden_states, references, weighted_depth, self.focal_lengths(batch_img_metas, weighted_depth),
+                       img_size, self.box_height_scales(batch_img_metas, weighted_depth, img_size))
         return self.loss_by_feat(outputs, depth_logits, self.get_targets(batch_data_samples, img_size), img_size,
                                  num_groups)
 
     def get_targets(self, batch_data_samples: Sequence, img_size: Tuple[int, int]) -> List[InstanceData]:
         """Per image, the targets that :meth:`MonoDETRBBoxCoder.encode` makes of ``gt_instances_3d`` and
-        ``gt_instances``."""
-        return [
-            self.bbox_coder.encode(sample.gt_instances_3d, sample.gt_instances, img_size)
-            for sample in batch_data_samples
-        ]
+        ``gt_instances``, with the observation angles of ``train_cfg.heading_ray``."""
+        heading_ray = self.train_cfg.get('heading_ray', 'center_3d')
+        if heading_ray not in ('center_3d', 'box_2d'):
+            raise ValueError(f"train_cfg.heading_ray must be 'center_3d' or 'box_2d', got {heading_ray!r}")
+        batch_gt = []
+        for sample in batch_data_samples:
+            gt = self.bbox_coder.encode(sample.gt_instances_3d, sample.gt_instances, img_size)
+            if heading_ray == 'box_2d':
+                yaws = sample.gt_instances_3d.bboxes_3d.tensor[:, 6].to(gt.alphas)
+                gt.alphas = box_ray_alpha(yaws, gt.pixel_bboxes, np.asarray(sample.metainfo['cam2img']))
+            batch_gt.append(gt)
+        return batch_gt
 
     def loss_by_feat(self, outputs: Dict[str, Tensor], depth_logits: Tensor, batch_gt: List[InstanceData],
                      img_size: Tuple[int, int], num_groups: int = 1) -> Dict[str, Tensor]:
@@ -270,11 +339,7 @@ class MonoDETRHead(BaseModule):
         batch_size, num_queries = cls_scores.shape[:2]
         labels = cls_scores.new_full((batch_size, num_queries), self.num_classes, dtype=torch.long)
         batch_index, query_index, gt_index = [], [], []
-        for image, gt in enumerate(batch_gt):
-            with torch.no_grad():
-                preds = InstanceData(scores=cls_scores[image], centers_2d=boxes[image, :, :2],
-                                     lrtb=boxes[image, :, 2:], bboxes=boxes6d_to_xyxy(boxes[image]))
-                assign = self.assigner.assign(preds, gt, num_groups=num_groups)
+        for image, (gt, assign) in enumerate(zip(batch_gt, self.assign(cls_scores, boxes, batch_gt, num_groups))):
             matched = torch.nonzero(assign.gt_inds > 0).squeeze(1)
             batch_index.append(torch.full_like(matched, image))
             query_index.append(matched)
@@ -304,6 +369,22 @@ class MonoDETRHead(BaseModule):
                                        avg_factor=avg_factor))
         return losses
 
+    @torch.no_grad()
+    def assign(self, cls_scores: Tensor, boxes: Tensor, batch_gt: List[InstanceData],
+               num_groups: int) -> List[AssignResult]:
+        """Per image, the assignment of one layer's queries to the objects (each group matched on its own).
+
+        Args:
+            cls_scores: (B, G * Q, num_classes) logits.
+            boxes: (B, G * Q, 6) normalised boxes.
+            batch_gt: per image targets.
+            num_groups: G.
+        """
+        return [
+            self.assigner.assign(query_instances(scores, image_boxes), gt, num_groups=num_groups)
+            for scores, image_boxes, gt in zip(cls_scores, boxes, batch_gt)
+        ]
+
     # ------------------------------------------------------------------ inference
 
     def predict(self, hidden_states: Tensor, references: Sequence[Tensor], weighted_depth: Tensor,
@@ -312,7 +393,7 @@ class MonoDETRHead(BaseModule):
         """Forward and decoding of the last layer; see :meth:`predict_by_feat`."""
         batch_img_metas = [sample.metainfo for sample in batch_data_samples]
         outputs = self(hidden_states, references, weighted_depth, self.focal_lengths(batch_img_metas, weighted_depth),
-                       img_size)
+                       img_size, self.box_height_scales(batch_img_metas, weighted_depth, img_size))
         return self.predict_by_feat({key: value[-1] for key, value in outputs.items()}, batch_img_metas, img_size)
 
     def predict_by_feat(self, outputs: Dict[str, Tensor], batch_img_metas: Sequence[dict],
@@ -322,13 +403,15 @@ class MonoDETRHead(BaseModule):
         Args:
             outputs: one layer of :meth:`forward`'s outputs, (B, Q, ...) each.
             batch_img_metas: ``cam2img`` of the input image (after the test pipeline) and, optionally,
-                ``img_aug_matrix`` (original pixels to input pixels) for the 2D boxes.
+                ``img_aug_matrix`` (original pixels to input pixels) for the 2D boxes; with
+                ``official_decoding``, ``ori_cam2img`` and ``ori_shape`` of the original image instead.
             img_size: (H, W) of the input tensor.
 
         Returns:
             Per image, the 3D results (``bboxes_3d`` CameraInstance3DBoxes in the camera frame of the
-            original image, ``scores_3d``, ``labels_3d``) and the 2D ones (``bboxes`` in original image
-            pixels, ``scores``, ``labels``).
+            original image, ``scores_3d``, ``labels_3d``; with ``official_decoding`` also ``alphas_3d``,
+            the predicted observation angles, which the official result rows carry) and the 2D ones
+            (``bboxes`` in original image pixels, ``scores``, ``labels``).
         """
         results_3d, results_2d = [], []
         for image, meta in enumerate(batch_img_metas):
@@ -342,15 +425,20 @@ class MonoDETRHead(BaseModule):
             if self.test_cfg.get('depth_score', True):
                 scores = scores * (-log_variance).exp()
 
-            boxes = outputs['boxes'][image, query]
-            cam2img = cam2img_to_4x4(torch.as_tensor(np.asarray(meta['cam2img']), dtype=torch.float64)).to(boxes)
-            img_aug_matrix = None
-            if 'img_aug_matrix' in meta:
-                img_aug_matrix = torch.as_tensor(np.asarray(meta['img_aug_matrix']), dtype=torch.float64,
-                                                 device=boxes.device)
-            bboxes_3d, bboxes_2d = self.bbox_coder.decode(boxes, depth, outputs['dims'][image, query],
-                                                          outputs['angles'][image, query], cam2img, img_size,
-                                                          img_aug_matrix)
-            results_3d.append(InstanceData(bboxes_3d=bboxes_3d, scores_3d=scores, labels_3d=labels))
+            boxes, dims, angles = (outputs[key][image, query] for key in ('boxes', 'dims', 'angles'))
+            result_3d = InstanceData(scores_3d=scores, labels_3d=labels)
+            if self.test_cfg.get('official_decoding', False):
+                ori_cam2img = torch.as_tensor(np.asarray(meta['ori_cam2img']), dtype=torch.float64)
+                result_3d.bboxes_3d, bboxes_2d, result_3d.alphas_3d = self.bbox_coder.decode_official(
+                    boxes, depth, dims, angles, cam2img_to_4x4(ori_cam2img).to(boxes.device), meta['ori_shape'][:2])
+            else:
+                cam2img = cam2img_to_4x4(torch.as_tensor(np.asarray(meta['cam2img']), dtype=torch.float64)).to(boxes)
+                img_aug_matrix = None
+                if 'img_aug_matrix' in meta:
+                    img_aug_matrix = torch.as_tensor(np.asarray(meta['img_aug_matrix']), dtype=torch.float64,
+                                                     device=boxes.device)
+                result_3d.bboxes_3d, bboxes_2d = self.bbox_coder.decode(boxes, depth, dims, angles, cam2img, img_size,
+                                                                        img_aug_matrix)
+            results_3d.append(result_3d)
             results_2d.append(InstanceData(bboxes=bboxes_2d, scores=scores, labels=labels))
         return results_3d, results_2d

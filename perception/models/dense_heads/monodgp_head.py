@@ -3,7 +3,7 @@ Geometry-Error Priors", CVPR 2025): MonoDETR's head whose depth is the pinhole e
 learned geometry error (:func:`geometry_error_depth`) instead of an average of three estimates, with the
 losses of the 2D decoder's layers.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.utils import reduce_mean
@@ -41,7 +41,7 @@ class MonoDGPHead(MonoDETRHead):
     """
 
     def predict_depth(self, layer: int, hidden: Tensor, boxes: Tensor, dims: Tensor, weighted_depth: Tensor,
-                      focal: Tensor, img_height: int) -> Tensor:
+                      focal: Tensor, img_height: Union[int, Tensor]) -> Tensor:
         """Depth ``f * H_3D / h_2D + delta`` and log-variance; the depth map is not used.
 
         Args:
@@ -79,7 +79,7 @@ class MonoDGPHead(MonoDETRHead):
         """Forward and losses; arguments as :meth:`MonoDETRHead.loss`, plus the 2D decoder's outputs."""
         batch_img_metas = [sample.metainfo for sample in batch_data_samples]
         outputs = self(hidden_states, references, weighted_depth, self.focal_lengths(batch_img_metas, weighted_depth),
-                       img_size)
+                       img_size, self.box_height_scales(batch_img_metas, weighted_depth, img_size))
         outputs_2d = None if hidden_states_2d is None else self.forward_2d(hidden_states_2d, references_2d)
         return self.loss_by_feat(outputs, depth_logits, self.get_targets(batch_data_samples, img_size), img_size,
                                  num_groups, outputs_2d=outputs_2d)

@@ -119,14 +119,19 @@ class MonoDETR(Base3DDetector):
             batch_data_samples, head_inputs_dict['img_size'])
         return self.add_pred_to_datasample(batch_data_samples, results_3d, results_2d)
 
+    def raw_outputs(self, head_inputs_dict: Dict[str, object], batch_img_metas: List[dict]) -> Dict[str, Tensor]:
+        """The head's per-layer outputs (see :meth:`MonoDETRHead.forward`) with ``depth_logits`` and
+        ``weighted_depth``, from what :meth:`forward_features` returns."""
+        weighted_depth, img_size = head_inputs_dict['weighted_depth'], head_inputs_dict['img_size']
+        outputs = self.bbox_head(head_inputs_dict['hidden_states'], head_inputs_dict['references'], weighted_depth,
+                                 self.bbox_head.focal_lengths(batch_img_metas, weighted_depth), img_size,
+                                 self.bbox_head.box_height_scales(batch_img_metas, weighted_depth, img_size))
+        return dict(outputs, depth_logits=head_inputs_dict['depth_logits'], weighted_depth=weighted_depth)
+
     def _forward(self, batch_inputs_dict: Dict[str, Tensor],
                  batch_data_samples: Optional[List[Det3DDataSample]] = None,
                  **kwargs) -> Union[Tuple[Tensor, ...], Dict[str, Tensor]]:
-        """Raw per-layer outputs of the first query group (no decoding); ``cam2img`` of the data samples
-        gives the focal lengths of the geometric depth."""
-        head_inputs_dict = self.forward_features(batch_inputs_dict, 1)
-        weighted_depth = head_inputs_dict['weighted_depth']
-        focal = self.bbox_head.focal_lengths([sample.metainfo for sample in batch_data_samples], weighted_depth)
-        outputs = self.bbox_head(head_inputs_dict['hidden_states'], head_inputs_dict['references'], weighted_depth,
-                                 focal, head_inputs_dict['img_size'])
-        return dict(outputs, depth_logits=head_inputs_dict['depth_logits'], weighted_depth=weighted_depth)
+        """Raw per-layer outputs of the first query group (no decoding), :meth:`raw_outputs`; the cameras
+        of the data samples give the geometric depth (:meth:`MonoDETRHead.focal_lengths`)."""
+        return self.raw_outputs(self.forward_features(batch_inputs_dict, 1),
+                                [sample.metainfo for sample in batch_data_samples])

@@ -81,3 +81,11 @@ class MonoDGP(MonoDETR):
         losses.update(self.region_head.loss(region_probs, [sample.gt_instances.bboxes for sample in batch_data_samples],
                                             head_inputs_dict['img_size']))
         return losses
+
+    def raw_outputs(self, head_inputs_dict: Dict[str, object], batch_img_metas: List[dict]) -> Dict[str, Tensor]:
+        """:meth:`MonoDETR.raw_outputs` plus the 2D decoder's layers (``cls_scores_2d`` and ``boxes_2d``,
+        see :meth:`MonoDGPHead.forward_2d`) and the region probabilities ``region_probs`` (L maps)."""
+        outputs = super().raw_outputs(head_inputs_dict, batch_img_metas)
+        outputs_2d = self.bbox_head.forward_2d(head_inputs_dict['hidden_states_2d'], head_inputs_dict['references_2d'])
+        return dict(outputs, cls_scores_2d=outputs_2d['cls_scores'], boxes_2d=outputs_2d['boxes'],
+                    region_probs=head_inputs_dict['region_probs'])

@@ -83,8 +83,10 @@ def refine_reference_boxes(reference_points: Tensor, offsets: Tensor) -> Tensor:
 class DepthAwareDecoderLayer(BaseModule):
     """Depth cross-attention, group self-attention, deformable cross-attention, FFN.
 
-    The official layer passes ``q = k = t + p`` through two extra linear maps whose sum is again one
-    linear map, which the attention's own input projection already provides; they are left out.
+    The official layer passes ``q = k = t + p`` through two extra pairs of linear maps,
+    ``q <- W_qc q + W_qp q`` and ``k <- W_kc k + W_kp k``, before the attention's own input projection;
+    each pair is again one linear map, which that projection already provides, so they are left out
+    unless ``qk_proj`` (which the official checkpoints need: their trained maps are not the identity).
 
     Args:
         depth_cross_attn_cfg: :class:`mmcv.cnn.bricks.transformer.MultiheadAttention` keywords.
@@ -92,6 +94,7 @@ class DepthAwareDecoderLayer(BaseModule):
         cross_attn_cfg: :class:`perception.ops.MultiScaleDeformableAttention` keywords.
         ffn_cfg: :class:`mmcv.cnn.bricks.transformer.FFN` keywords.
         norm_cfg: the four post-norms.
+        qk_proj: build the official extra query and key maps of the self-attention.
     """
 
     def __init__(self,
@@ -100,6 +103,7 @@ class DepthAwareDecoderLayer(BaseModule):
                  cross_attn_cfg: dict = MSDA_CFG,
                  ffn_cfg: dict = FFN_CFG,
                  norm_cfg: dict = dict(type='LN'),
+                 qk_proj: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.depth_cross_attn = MultiheadAttention(**{**depth_cross_attn_cfg, 'batch_first': True})
@@ -108,6 +112,10 @@ class DepthAwareDecoderLayer(BaseModule):
         self.ffn = FFN(**ffn_cfg)
         self.embed_dims = self.self_attn.embed_dims
         self.norms = ModuleList([build_norm_layer(norm_cfg, self.embed_dims)[1] for _ in range(4)])
+        self.qk_proj = qk_proj
+        if qk_proj:
+            self.q_content_proj, self.q_pos_proj, self.k_content_proj, self.k_pos_proj = (
+                nn.Linear(self.embed_dims, self.embed_dims) for _ in range(4))
 
     def forward(self, query: Tensor, query_pos: Optional[Tensor], value: Tensor, reference_points: Tensor,
                 spatial_shapes: Tensor, level_start_index: Tensor, depth_embed: Tensor,
@@ -137,10 +145,17 @@ class DepthAwareDecoderLayer(BaseModule):
             return x.reshape(batch_size * num_groups, num_queries // num_groups, channels)
 
         query_grouped = grouped(query)
-        query = self.self_attn(
-            query=query_grouped, key=query_grouped, value=query_grouped,
-            query_pos=None if query_pos is None else grouped(query_pos),
-            key_pos=None if query_pos is None else grouped(query_pos))
+        if self.qk_proj:
+            q = k = query if query_pos is None else query + query_pos
+            query = self.self_attn(
+                query=grouped(self.q_content_proj(q) + self.q_pos_proj(q)),
+                key=grouped(self.k_content_proj(k) + self.k_pos_proj(k)), value=query_grouped,
+                identity=query_grouped)
+        else:
+            query = self.self_attn(
+                query=query_grouped, key=query_grouped, value=query_grouped,
+                query_pos=None if query_pos is None else grouped(query_pos),
+                key_pos=None if query_pos is None else grouped(query_pos))
         query = self.norms[1](query.reshape(batch_size, num_queries, channels))
 
         query = self.cross_attn(query=query, value=value, query_pos=query_pos,

@@ -237,7 +237,8 @@ def test_every_monodgp_config_builds():
     paths = sorted(glob.glob('configs/monodgp/*.py'))
     assert paths == ['configs/monodgp/monodgp_r18_1e_synthkitti-mono3d.py',
                      'configs/monodgp/monodgp_r18_8e_synthkitti-mono3d.py',
-                     'configs/monodgp/monodgp_r50_250e_kitti-mono3d.py']
+                     'configs/monodgp/monodgp_r50_250e_kitti-mono3d.py',
+                     'configs/monodgp/monodgp_r50_official_kitti.py']
     for path in paths:
         cfg, model = build_from_config(path)
         assert type(model).__name__ == 'MonoDGP' and type(model.bbox_head).__name__ == 'MonoDGPHead'
