@@ -38,7 +38,7 @@ def _ext():
 
 
 def _per_head(x: Tensor) -> Tensor:
-    """(B, K, M, X) -> (B * M, K, X)."""
+    """(B, K, M, ...) -> (B * M, K, ...)."""
     return x.transpose(1, 2).flatten(0, 1)
 
 

@@ -15,4 +15,5 @@ def test_cuda_sources_compile():
     proc = subprocess.run([sys.executable, 'tools/check_cuda_compile.py'], cwd=REPO,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert 'ok csrc/msda/msda_cuda.cu' in proc.stdout
+    for source in ('csrc/msda/msda_cuda.cu', 'csrc/dfa3d/dfa3d_cuda.cu'):
+        assert f'ok {source}' in proc.stdout
