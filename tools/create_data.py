@@ -4,6 +4,7 @@
     python tools/create_data.py synthetic-kitti --out data/synthkitti --num-train 400 --num-val 100 --seed 0
     python tools/create_data.py synthetic-kitti-raw | synthetic-nuscenes --out DIR --seed N [--force]
     python tools/create_data.py synthetic-coco --src data/synthkitti --out data/synthcoco [--generate] [--force]
+    python tools/create_data.py nuscenes --root data/nuscenes --version v1.0-trainval [--split-file F]
 
 Each dataset is one subcommand: an ``add_<name>_parser(subparsers)`` function declares its arguments and sets
 ``func`` to the function that runs it with the parsed arguments.
@@ -11,6 +12,7 @@ Each dataset is one subcommand: an ``add_<name>_parser(subparsers)`` function de
 import argparse
 
 from perception.datasets.converters.kitti_converter import create_kitti_infos
+from perception.datasets.converters.nuscenes_converter import create_nuscenes_infos
 from perception.datasets.converters.synthcoco_converter import create_synthcoco
 from perception.datasets.synthetic.cli import add_synthetic_parsers
 
@@ -30,6 +32,35 @@ def add_kitti_parser(subparsers) -> None:
     parser.add_argument('--no-lidar', action='store_true',
                         help='do not read velodyne/ (for image-only downloads): num_lidar_pts is then -1')
     parser.set_defaults(func=run_kitti)
+
+
+def run_nuscenes(args: argparse.Namespace) -> None:
+    splits = None
+    if args.splits:
+        pairs = [item.split('=', 1) for item in args.splits]
+        if any(len(pair) != 2 or not all(pair) for pair in pairs):
+            raise SystemExit(f'--splits expects OUT=SPLIT pairs (train=synth_train), got {args.splits}')
+        splits = dict(pairs)
+    create_nuscenes_infos(args.root, version=args.version, out_dir=args.out_dir, prefix=args.prefix,
+                          split_file=args.split_file, splits=splits, max_sweeps=args.max_sweeps)
+
+
+def add_nuscenes_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'nuscenes', help='nuScenes (any version): {prefix}_infos_{train,val}.pkl in the mmdet3d 1.x format, with the '
+        'temporal keys of streaming camera detectors')
+    parser.add_argument('--root', required=True, help='the devkit dataroot, holding <version>/ and samples/')
+    parser.add_argument('--version', default='v1.0-trainval',
+                        help='table folder: v1.0-trainval, v1.0-mini, v1.0-test or a custom one (v1.0-synth)')
+    parser.add_argument('--split-file', help='JSON {split: [scene names]} (default: the official splits, or '
+                        '<root>/<version>/splits.json for a custom version)')
+    parser.add_argument('--splits', nargs='+', metavar='OUT=SPLIT',
+                        help='output files and the splits they hold (default: train/val/test, or the unique '
+                        '*_train/*_val/*_test splits of the split file)')
+    parser.add_argument('--out-dir', help='where to write the info files (default: --root)')
+    parser.add_argument('--prefix', default='nuscenes', help='file name prefix of the info files')
+    parser.add_argument('--max-sweeps', type=int, default=10, help='LiDAR sweeps kept per sample')
+    parser.set_defaults(func=run_nuscenes)
 
 
 def run_synthetic_coco(args: argparse.Namespace) -> None:
@@ -57,7 +88,8 @@ def add_synthetic_coco_parser(subparsers) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest='dataset', required=True, metavar='DATASET')
-    for add_parser in (add_kitti_parser, add_synthetic_parsers, add_synthetic_coco_parser):
+    for add_parser in (add_kitti_parser, add_synthetic_parsers, add_synthetic_coco_parser,
+                       add_nuscenes_parser):
         add_parser(subparsers)
     return parser.parse_args(argv)
 
