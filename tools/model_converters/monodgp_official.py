@@ -19,7 +19,7 @@ def decoder_2d_rules() -> list:
     return [
         *_mha_rules(f'{layer}.self_attn', f'{project}.self_attn'),
         (f'{layer}.cross_attn.{{*}}', f'{project}.cross_attn.{{*}}'),
-        *_ffn_rules(layer, project, dict(norm2=0, norm1=1, norm3=2)),
+        *_ffn_rules(layer, project, dict(norm1=0, norm2=1, norm3=2)),
     ]
 
 
