@@ -89,12 +89,42 @@ class LoadImageMono3D(BaseTransform):
 @TRANSFORMS.register_module()
 class LoadAnnotationsMono3D(LoadAnnotations3D):
     """mmdet3d's ``LoadAnnotations3D`` set up for monocular 3D: 2D and 3D boxes, labels, projected centres and
-    depths (the observation angles follow from the 3D boxes, :func:`perception.structures.yaw_to_alpha`)."""
+    depths (the observation angles follow from the 3D boxes, :func:`perception.structures.yaw_to_alpha`).
 
-    def __init__(self, **kwargs) -> None:
+    Args:
+        official_centers: recompute the projected centres and depths as the official MonoDETR and MonoDGP do:
+            ``P2`` applied to the gravity centre but divided by its ``z`` instead of the projected depth
+            ``z + t_z`` (KITTI's ``t_z`` is 2.7 mm, which moves near centres by up to 0.2 px), and the depth
+            taken as ``z``. The default is the exact projection of the info files.
+        edge_coordinates: read the label file's 2D boxes and the projections of ``P2`` as coordinates from the
+            image's top-left edge (pixel centres at 0.5), as the official code does, and move them, ``cam2img``
+            and ``ori_cam2img`` by -0.5 px into the project's convention (pixel centres at integers, KITTI's);
+            the image does not move, so ``img_aug_matrix`` stays. The training targets then sit half an input
+            pixel from the project's.
+        **kwargs: as ``LoadAnnotations3D``.
+    """
+
+    def __init__(self, official_centers: bool = False, edge_coordinates: bool = False, **kwargs) -> None:
         defaults = dict(with_bbox=True, with_label=True, with_bbox_3d=True, with_label_3d=True,
                         with_bbox_depth=True)
         super().__init__(**{**defaults, **kwargs})
+        self.official_centers = official_centers
+        self.edge_coordinates = edge_coordinates
+
+    def transform(self, results: dict) -> dict:
+        results = super().transform(results)
+        if self.official_centers:
+            centers = results['gt_bboxes_3d'].gravity_center.numpy().astype(np.float64)
+            projected = np.concatenate([centers, np.ones((len(centers), 1))], axis=1) @ results['cam2img'][:2].T
+            results['centers_2d'] = (projected / centers[:, 2:]).astype(np.float32)
+            results['depths'] = centers[:, 2].astype(np.float32)
+        if self.edge_coordinates:
+            results['gt_bboxes'] = results['gt_bboxes'] - np.float32(0.5)
+            results['centers_2d'] = results['centers_2d'] - np.float32(0.5)
+            shift = np.array([[1., 0., -0.5], [0., 1., -0.5], [0., 0., 1.]])
+            for key in ('cam2img', 'ori_cam2img'):
+                results[key] = transform_cam2img(results[key], shift)
+        return results
 
 
 @TRANSFORMS.register_module()

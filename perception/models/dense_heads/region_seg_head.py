@@ -17,18 +17,27 @@ from torch import Tensor, nn
 from perception.registry import MODELS
 
 
-def object_region_mask(bboxes: Tensor, img_size: Tuple[int, int]) -> Tensor:
+def object_region_mask(bboxes: Tensor, img_size: Tuple[int, int], truncate_boxes: bool = False) -> Tensor:
     """Union of 2D boxes as an image mask.
 
     Args:
         bboxes: (N, 4) boxes x1, y1, x2, y2 in input pixels (pixel centres at integers).
         img_size: (H, W) of the input.
+        truncate_boxes: rasterise as the official code: Python's ``int`` of each side in edge coordinates
+            (``x + 0.5``), clipped to the image, as slice bounds, so that a box takes the pixel its
+            left/top edge falls in and leaves out the one its right/bottom edge falls in.
 
     Returns:
-        (H, W) float mask, 1 at the pixels whose centre lies in a box (edges included).
+        (H, W) float mask, 1 at the pixels whose centre lies in a box (edges included), or those of
+        the official rasterisation.
     """
     height, width = img_size
     bboxes = bboxes.float()
+    if truncate_boxes:
+        mask = bboxes.new_zeros(height, width)
+        for x1, y1, x2, y2 in (bboxes.double() + 0.5).tolist():
+            mask[int(max(y1, 0)):int(min(y2, height)), int(max(x1, 0)):int(min(x2, width))] = 1
+        return mask
     cols = torch.arange(width, dtype=torch.float32, device=bboxes.device)
     rows = torch.arange(height, dtype=torch.float32, device=bboxes.device)
     inside_x = ((cols >= bboxes[:, 0:1]) & (cols <= bboxes[:, 2:3])).float()  # (N, W)
@@ -37,7 +46,7 @@ def object_region_mask(bboxes: Tensor, img_size: Tuple[int, int]) -> Tensor:
 
 
 def region_targets(batch_bboxes: Sequence[Tensor], img_size: Tuple[int, int],
-                   level_sizes: Sequence[Tuple[int, int]]) -> List[Tensor]:
+                   level_sizes: Sequence[Tuple[int, int]], truncate_boxes: bool = False) -> List[Tensor]:
     """Foreground targets of the region segmentation head.
 
     The union of each image's boxes at input resolution, bilinearly resized to every level with
@@ -47,13 +56,14 @@ def region_targets(batch_bboxes: Sequence[Tensor], img_size: Tuple[int, int],
         batch_bboxes: B tensors (N_i, 4) of 2D boxes in input pixels.
         img_size: (H, W) of the input.
         level_sizes: (H_l, W_l) of each level.
+        truncate_boxes: the official rasterisation, see :func:`object_region_mask`.
 
     Returns:
         One (B, 1, H_l, W_l) tensor per level.
     """
-    masks = torch.stack([object_region_mask(b.reshape(-1, 4), img_size) for b in batch_bboxes])[:, None]
-    return [F.interpolate(masks, size=tuple(size), mode='bilinear', align_corners=True) for size in level_sizes]
-
+    masks = torch.stack([object_region_mask(b.reshape(-1, 4), img_size, truncate_boxes) for b in batch_bboxes])
+    return [F.interpolate(masks[:, None], size=tuple(size), mode='bilinear', align_corners=True)
+            for size in level_sizes]
 
 
 @MODELS.register_module()
@@ -68,6 +78,8 @@ class RegionSegHead(BaseModule):
         prob_eps: the probabilities are clamped to ``[eps, 1 - eps]``.
         loss_region: Dice loss config, called on the batch of one level flattened into one row
             (the official sums over the whole batch, smoothed by 1).
+        truncate_boxes: rasterise the target boxes as the official code, see :func:`object_region_mask`
+            (it shifts each box by up to a pixel; the default covers the pixels whose centre is inside).
         init_cfg: mmengine initialisation config.
     """
 
@@ -79,9 +91,11 @@ class RegionSegHead(BaseModule):
                  prob_eps: float = 1e-5,
                  loss_region: dict = dict(type='mmdet.DiceLoss', use_sigmoid=True, activate=False,
                                           naive_dice=True, eps=1.0, loss_weight=1.0),
+                 truncate_boxes: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.num_levels = num_levels
+        self.truncate_boxes = truncate_boxes
         self.prob_eps = prob_eps
         self.lateral_convs = nn.ModuleList([
             nn.Sequential(nn.Conv2d(embed_dims, embed_dims, kernel_size=1), nn.GroupNorm(num_norm_groups, embed_dims))
@@ -134,7 +148,7 @@ class RegionSegHead(BaseModule):
             img_size: (H, W) of the input.
         """
         targets = region_targets([b.to(region_probs[0].device) for b in batch_bboxes], img_size,
-                                 [prob.shape[-2:] for prob in region_probs])
+                                 [prob.shape[-2:] for prob in region_probs], self.truncate_boxes)
         loss = sum(self.loss_region(prob.reshape(1, -1), target.reshape(1, -1))
                    for prob, target in zip(region_probs, targets))
         return dict(loss_region=loss)

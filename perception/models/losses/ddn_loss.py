@@ -18,7 +18,8 @@ from perception.models.layers.depth_bins import depth_to_lid_index
 from perception.registry import MODELS
 
 
-def build_ddn_target(bboxes: Tensor, depths: Tensor, size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+def build_ddn_target(bboxes: Tensor, depths: Tensor, size: Tuple[int, int],
+                     clip_boxes: bool = True) -> Tuple[Tensor, Tensor]:
     """Object-centre depth map and foreground mask of one image.
 
     Args:
@@ -26,6 +27,9 @@ def build_ddn_target(bboxes: Tensor, depths: Tensor, size: Tuple[int, int]) -> T
             each covers cells ``floor(x1) .. ceil(x2) - 1`` and ``floor(y1) .. ceil(y2) - 1``.
         depths: (N,) depth of each object's centre, metres.
         size: (H, W) of the map.
+        clip_boxes: clip the cell ranges to the map. Without it a negative corner indexes from the far
+            side, as a Python slice does (the official code's behaviour: a box starting at cell -1 covers
+            only the last cell before its end, usually nothing).
 
     Returns:
         (H, W) depth map, metres (0 outside the boxes), and (H, W) bool foreground mask.
@@ -34,8 +38,9 @@ def build_ddn_target(bboxes: Tensor, depths: Tensor, size: Tuple[int, int]) -> T
     depth_map = depths.new_zeros(height, width)
     fg_mask = torch.zeros(height, width, dtype=torch.bool, device=depths.device)
     corners = torch.cat([bboxes[:, :2].floor(), bboxes[:, 2:].ceil()], dim=1).long()
-    corners[:, 0::2] = corners[:, 0::2].clamp(0, width)
-    corners[:, 1::2] = corners[:, 1::2].clamp(0, height)
+    if clip_boxes:
+        corners[:, 0::2] = corners[:, 0::2].clamp(0, width)
+        corners[:, 1::2] = corners[:, 1::2].clamp(0, height)
     for index in torch.argsort(depths, descending=True).tolist():
         x1, y1, x2, y2 = corners[index].tolist()
         depth_map[y1:y2, x1:x2] = depths[index]
@@ -44,17 +49,25 @@ def build_ddn_target(bboxes: Tensor, depths: Tensor, size: Tuple[int, int]) -> T
 
 
 @weighted_loss
-def softmax_focal_loss(logits: Tensor, target: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+def softmax_focal_loss(logits: Tensor, target: Tensor, alpha: float = 0.25, gamma: float = 2.0,
+                       one_hot_eps: float = 0.) -> Tensor:
     """Per-element ``-alpha (1 - p_t)^gamma log p_t`` with ``p`` the softmax over dim 1.
 
     Args:
         logits: (B, K, ...) class logits.
         target: (B, ...) int64 classes.
+        one_hot_eps: added to every entry of the one-hot target, so that each class ``c`` adds
+            ``eps * (-alpha (1 - p_c)^gamma log p_c)`` (kornia's focal loss, which the official DDN loss
+            uses, with 1e-6).
 
     Returns:
         (B, ...) losses.
     """
-    log_prob = F.log_softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
+    log_probs = F.log_softmax(logits, dim=1)
+    if one_hot_eps:
+        losses = -alpha * (1 - log_probs.exp()).pow(gamma) * log_probs
+        return losses.gather(1, target.unsqueeze(1)).squeeze(1) + one_hot_eps * losses.sum(1)
+    log_prob = log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
     return -alpha * (1 - log_prob.exp()).pow(gamma) * log_prob
 
 
@@ -70,6 +83,11 @@ class DDNLoss(nn.Module):
         gamma: focal loss gamma.
         fg_weight: weight of the pixels inside a box.
         bg_weight: weight of the other pixels.
+        one_hot_eps: added to every class of the one-hot target, see :func:`softmax_focal_loss` (the
+            official 1e-6 adds about 1e-4 of the loss from the other classes; 0 supervises the true bin
+            alone).
+        clip_boxes: clip the boxes to the map, see :func:`build_ddn_target` (False: the official
+            Python-slice behaviour, which drops most boxes that start above or left of the image).
         loss_weight: multiplier of the loss.
     """
 
@@ -81,6 +99,8 @@ class DDNLoss(nn.Module):
                  gamma: float = 2.0,
                  fg_weight: float = 13.,
                  bg_weight: float = 1.,
+                 one_hot_eps: float = 0.,
+                 clip_boxes: bool = True,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         self.num_depth_bins = num_depth_bins
@@ -90,13 +110,15 @@ class DDNLoss(nn.Module):
         self.gamma = gamma
         self.fg_weight = fg_weight
         self.bg_weight = bg_weight
+        self.one_hot_eps = one_hot_eps
+        self.clip_boxes = clip_boxes
         self.loss_weight = loss_weight
 
     def get_targets(self, bboxes: Sequence[Tensor], depths: Sequence[Tensor],
                     size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
         """Bin targets (B, H, W) int64 and foreground masks (B, H, W) of a batch; arguments as
         :func:`build_ddn_target`, one entry per image."""
-        maps, masks = zip(*[build_ddn_target(b, d, size) for b, d in zip(bboxes, depths)])
+        maps, masks = zip(*[build_ddn_target(b, d, size, self.clip_boxes) for b, d in zip(bboxes, depths)])
         target = depth_to_lid_index(torch.stack(maps), self.num_depth_bins, self.depth_min, self.depth_max)
         return target, torch.stack(masks)
 
@@ -112,4 +134,5 @@ class DDNLoss(nn.Module):
         """
         target, fg_mask = self.get_targets(bboxes, depths, depth_logits.shape[-2:])
         weight = torch.where(fg_mask, self.fg_weight, self.bg_weight).to(depth_logits.dtype)
-        return self.loss_weight * softmax_focal_loss(depth_logits, target, weight, alpha=self.alpha, gamma=self.gamma)
+        return self.loss_weight * softmax_focal_loss(depth_logits, target, weight, alpha=self.alpha, gamma=self.gamma,
+                                                     one_hot_eps=self.one_hot_eps)

@@ -15,18 +15,19 @@ from perception.registry import MODELS
 
 
 @weighted_loss
-def laplacian_depth_loss(pred: Tensor, target: Tensor, log_variance: Tensor) -> Tensor:
+def laplacian_depth_loss(pred: Tensor, target: Tensor, log_variance: Tensor, scale: float = math.sqrt(2)) -> Tensor:
     """Element-wise ``sqrt(2) exp(-s) |d - d*| + s``.
 
     Args:
         pred: (N,) predicted depths ``d``, metres.
         target: (N,) true depths ``d*``, metres.
         log_variance: (N,) predicted log-variances ``s``.
+        scale: the factor ``sqrt(2)``.
 
     Returns:
         (N,) losses.
     """
-    return math.sqrt(2) * (-log_variance).exp() * (pred - target).abs() + log_variance
+    return scale * (-log_variance).exp() * (pred - target).abs() + log_variance
 
 
 @MODELS.register_module()
@@ -34,12 +35,14 @@ class LaplacianDepthLoss(nn.Module):
     """Laplacian aleatoric depth loss.
 
     Args:
+        scale: the factor ``sqrt(2)`` of the error (the official code writes 1.4142, 1.5e-5 smaller).
         reduction: 'none', 'mean' or 'sum'.
         loss_weight: multiplier of the loss.
     """
 
-    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+    def __init__(self, scale: float = math.sqrt(2), reduction: str = 'mean', loss_weight: float = 1.0) -> None:
         super().__init__()
+        self.scale = scale
         self.reduction = reduction
         self.loss_weight = loss_weight
 
@@ -57,4 +60,4 @@ class LaplacianDepthLoss(nn.Module):
         """
         reduction = reduction_override or self.reduction
         return self.loss_weight * laplacian_depth_loss(pred, target, weight, reduction=reduction,
-                                                       avg_factor=avg_factor, log_variance=log_variance)
+                                                       avg_factor=avg_factor, log_variance=log_variance, scale=self.scale)

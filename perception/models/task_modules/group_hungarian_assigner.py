@@ -60,6 +60,12 @@ class GroupHungarianAssigner(BaseAssigner):
             raise ValueError('match_costs must not be empty')
         self.match_costs = [TASK_UTILS.build(cost) for cost in match_costs]
 
+    def cost(self, pred_instances: InstanceData, gt_instances: InstanceData,
+             img_meta: Optional[dict] = None) -> Tensor:
+        """(num_preds, num_gts) weighted sum of the match costs."""
+        return sum(match_cost(pred_instances=pred_instances, gt_instances=gt_instances, img_meta=img_meta)
+                   for match_cost in self.match_costs)
+
     def assign(self, pred_instances: InstanceData, gt_instances: InstanceData, img_meta: Optional[dict] = None,
                num_groups: int = 1, **kwargs) -> AssignResult:
         """
@@ -77,9 +83,7 @@ class GroupHungarianAssigner(BaseAssigner):
         gt_inds = labels.new_zeros(num_preds, dtype=torch.long)
         assigned_labels = labels.new_full((num_preds, ), -1, dtype=torch.long)
         if num_gts > 0 and num_preds > 0:
-            cost = sum(match_cost(pred_instances=pred_instances, gt_instances=gt_instances, img_meta=img_meta)
-                       for match_cost in self.match_costs)
-            rows, cols = group_linear_sum_assignment(cost, num_groups)
+            rows, cols = group_linear_sum_assignment(self.cost(pred_instances, gt_instances, img_meta), num_groups)
             rows, cols = rows.to(labels.device), cols.to(labels.device)
             gt_inds[rows] = cols + 1
             assigned_labels[rows] = labels[cols]
