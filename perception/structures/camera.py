@@ -14,6 +14,8 @@ from typing import Sequence, Tuple, TypeVar, Union
 import numpy as np
 import torch
 
+from perception.fileio.errors import InvalidInputError
+
 Array = TypeVar('Array', np.ndarray, torch.Tensor)
 
 
@@ -76,15 +78,23 @@ def unproject_points(uv_depth: Array, cam2img: Array) -> Array:
 
     Returns:
         (..., 3) camera-frame points, metres.
+
+    Raises:
+        InvalidInputError: the intrinsics are singular (a zero focal length): not a camera matrix.
     """
     _check_cam2img(cam2img)
     depth = uv_depth[..., 2:3]
-    if isinstance(uv_depth, torch.Tensor):
-        uvw = torch.cat([uv_depth[..., :2] * depth, depth], dim=-1)
-        inv = torch.linalg.inv(cam2img[:3, :3])
-    else:
-        uvw = np.concatenate([uv_depth[..., :2] * depth, depth], axis=-1)
-        inv = np.linalg.inv(cam2img[:3, :3])
+    try:
+        if isinstance(uv_depth, torch.Tensor):
+            uvw = torch.cat([uv_depth[..., :2] * depth, depth], dim=-1)
+            inv = torch.linalg.inv(cam2img[:3, :3])
+        else:
+            uvw = np.concatenate([uv_depth[..., :2] * depth, depth], axis=-1)
+            inv = np.linalg.inv(cam2img[:3, :3])
+    except (np.linalg.LinAlgError, torch.linalg.LinAlgError):
+        raise InvalidInputError(
+            f'cam2img is not a camera matrix: its 3x3 intrinsics {cam2img[:3, :3].tolist()} are singular (focal '
+            f'lengths fx={float(cam2img[0, 0])}, fy={float(cam2img[1, 1])} must be non-zero)') from None
     if cam2img.shape[-1] == 4:
         uvw = uvw - cam2img[:3, 3]
     return uvw @ inv.swapaxes(0, 1)

@@ -218,3 +218,25 @@ def test_train_amp_on_cpu_picks_the_cpu_wrapper(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "'type': 'CPUAmpOptimWrapper'" in (tmp_path / 'toy_config.py').read_text() or \
         "type='CPUAmpOptimWrapper'" in (tmp_path / 'toy_config.py').read_text()
+
+
+@pytest.mark.parametrize('script,args', [('dist_train.sh', ['cfg dir/my config.py', '2', '--work-dir', 'work dir/a']),
+                                         ('dist_test.sh', ['cfg dir/my config.py', 'ck pts/epoch 1.pth', '2'])])
+def test_dist_scripts_keep_paths_with_spaces(tmp_path, script, args):
+    """Issue 21 defect 7: dist_train.sh / dist_test.sh broke on paths with spaces."""
+    folder = tmp_path / 'a venv with spaces'
+    folder.mkdir()
+    fake_python = folder / 'python 3'  # records its arguments instead of starting torchrun
+    fake_python.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$(dirname "$0")/argv.txt"\n')
+    fake_python.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(fake_python), MASTER_ADDR='127.0.0.1', PORT='29555')
+    proc = subprocess.run(['bash', str(REPO / 'tools' / script), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    argv = (folder / 'argv.txt').read_text().splitlines()
+    nproc = args[1] if script == 'dist_train.sh' else args[2]
+    assert argv[:7] == ['-m', 'torch.distributed.run', '--nnodes=1', '--node_rank=0', '--master_addr=127.0.0.1',
+                        f'--nproc_per_node={nproc}', '--master_port=29555']
+    tool = 'train.py' if script == 'dist_train.sh' else 'test.py'
+    rest = args[2:] if script == 'dist_train.sh' else [args[1], *args[3:]]
+    assert argv[7:] == [str(REPO / 'tools' / tool), '--launcher', 'pytorch', args[0], *rest]

@@ -6,6 +6,8 @@ CALIB is a KITTI calibration file (its ``P2`` projects into the image). The PNG 
 boxes with class and score, and the bird's-eye view beside it.
 """
 import argparse
+import os
+import os.path as osp
 
 import cv2
 
@@ -29,9 +31,14 @@ def parse_args():
 
 def main():
     args = parse_args()
-    calib = read_calib_file(args.calib)
-    if 'P2' not in calib:
-        raise ValueError(f'{args.calib}: no P2 entry')
+    out_dir = osp.dirname(osp.abspath(args.out))
+    if not osp.isdir(out_dir):
+        raise FileNotFoundError(f'--out {args.out}: the folder {out_dir} does not exist (checked before inference)')
+    if not os.access(out_dir, os.W_OK):
+        raise PermissionError(f'--out {args.out}: the folder {out_dir} is not writable (checked before inference)')
+    if not cv2.haveImageWriter(args.out):
+        raise ValueError(f'--out {args.out}: OpenCV cannot write this file type; use .png or .jpg')
+    calib = read_calib_file(args.calib, required=('P2', ))
     image = cv2.imread(args.image)
     if image is None:
         raise ValueError(f'{args.image}: cannot read the image')
