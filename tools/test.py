@@ -1,4 +1,9 @@
-"""Test a checkpoint: ``python tools/test.py configs/X.py CKPT [--show-dir DIR] [--format-only]``."""
+"""Test a checkpoint: ``python tools/test.py configs/X.py CKPT [--show-dir DIR] [--format-only]``.
+
+The checkpoint must fit the model: missing, unexpected or reshaped weights are an error that lists them
+(``--cfg-options load_strict=False`` loads what fits, on purpose), and a checkpoint with a ``.sha256`` beside
+it must match it (``--cfg-options verify_checkpoint=False`` skips the check).
+"""
 import os.path as osp
 
 from perception.engine import build_runner, config_parser, load_config
@@ -6,7 +11,7 @@ from perception.engine import build_runner, config_parser, load_config
 
 def parse_args():
     parser = config_parser('Test (and evaluate) a model')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file (must fit the model; see load_strict above)')
     parser.add_argument(
         '--show-dir',
         help='directory where painted predictions are saved (a relative one under <work-dir>/<timestamp>/)')

@@ -18,8 +18,8 @@ def parse_args():
         nargs='?',
         type=str,
         const='auto',
-        help='resume from this checkpoint, or from the latest one in the work dir if no path '
-        'is given')
+        help='resume from this checkpoint, or, with no path, from the newest checkpoint of the work dir '
+        'that verifies against its .sha256 (newer ones that do not are skipped with a warning)')
     return parser.parse_args()
 
 

@@ -11,10 +11,10 @@ from mmdet3d.structures import Box3DMode, CameraInstance3DBoxes
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 
-from perception.engine import register_checkpoint_loader
+from perception.engine import load_weights, register_checkpoint_loader
 from perception.registry import MODELS
 from perception.structures import cam2img_to_4x4
 
@@ -30,7 +30,10 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
         config: config file or :class:`Config`.
         checkpoint: local checkpoint path; None keeps the initialisation of the config.
         device: where the model runs ('cpu', 'cuda:0' ...).
-        cfg_options: overrides merged into the config.
+        cfg_options: overrides merged into the config. Two keys concern the checkpoint: ``load_strict``
+            (default True: a checkpoint whose keys or shapes differ from the model's is an error listing them;
+            False loads what fits, on purpose) and ``verify_checkpoint`` (default True: check the file against
+            the ``.sha256`` beside it, when there is one).
 
     Returns:
         The model in eval mode, with ``cfg`` (the config) and ``dataset_meta`` (``classes`` from the
@@ -44,11 +47,12 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     if cfg_options is not None:
         config.merge_from_dict(cfg_options)
     init_default_scope(config.get('default_scope', 'perception'))
-    register_checkpoint_loader()
+    register_checkpoint_loader(verify=config.get('verify_checkpoint', True))
     model = MODELS.build(config.model)
     dataset_meta = {'classes': config.get('class_names', None)}
     if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        load_weights(model, ckpt, checkpoint, strict=config.get('load_strict', True))
         dataset_meta = ckpt.get('meta', {}).get('dataset_meta', dataset_meta)
     model.cfg = config
     model.dataset_meta = dataset_meta

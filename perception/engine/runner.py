@@ -1,13 +1,19 @@
-"""The Runner of perception: mmengine's, with atomic checkpoints, weights-only loading and exact resumption."""
+"""The Runner of perception: mmengine's, with atomic verified checkpoints, weights-only loading that must fit
+the model, and exact resumption."""
 import os.path as osp
+import time
 
+from mmengine.dist import master_only
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner as MMEngineRunner
+from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.runner.utils import set_random_seed
 
-from perception.fileio import atomic_write
+from perception.fileio import InvalidInputError, atomic_write
+from perception.fileio.atomic import remove_stale_temporaries
 from perception.registry import HOOKS, RUNNERS
-from .checkpoint import register_checkpoint_loader
+from .checkpoint import find_resumable_checkpoint, load_weights, register_checkpoint_loader, write_checksum
 
 
 @HOOKS.register_module()
@@ -35,23 +41,72 @@ class EpochSeedHook(Hook):
 
 @RUNNERS.register_module()
 class Runner(MMEngineRunner):
-    """mmengine's Runner whose checkpoints are written atomically (temporary file, fsync, rename), load
-    with ``weights_only=True`` (:func:`~perception.engine.checkpoint.register_checkpoint_loader`) and whose
-    epochs are seeded by :class:`EpochSeedHook`, so that resuming is exact."""
+    """mmengine's Runner whose checkpoints are written atomically (temporary file, fsync, rename) with a
+    ``.sha256`` beside them, load with ``weights_only=True`` after verification
+    (:func:`~perception.engine.checkpoint.register_checkpoint_loader`) and whose epochs are seeded by
+    :class:`EpochSeedHook`, so that resuming is exact.
+
+    Config keys it reads besides mmengine's:
+
+    - ``load_strict`` (default True): ``load_from`` for testing or validation must fit the model exactly (every
+      key present, none extra, same shapes), else an error lists the differences; False loads what fits, on
+      purpose. Training's ``load_from`` (fine-tuning) always loads what fits and logs the lists.
+    - ``verify_checkpoint`` (default True): check each checkpoint against its ``.sha256``; False skips it.
+
+    ``resume=True`` without ``load_from`` (``tools/train.py --resume``) resumes from the newest checkpoint of
+    the work dir that verifies, and logs the newer ones it skipped and why.
+    """
 
     def __init__(self, *args, **kwargs):
-        register_checkpoint_loader()
+        cfg = kwargs.get('cfg') or {}
+        self._load_strict = bool(cfg.get('load_strict', True))
+        self._verify_checkpoint = bool(cfg.get('verify_checkpoint', True))
+        register_checkpoint_loader(verify=self._verify_checkpoint)
         super().__init__(*args, **kwargs)
         if not any(isinstance(h, EpochSeedHook) for h in self._hooks):
             self.register_hook(EpochSeedHook())
 
+    def train(self):
+        self._load_strict = False  # load_from in training is fine-tuning: the lists are logged instead
+        return super().train()
+
+    def load_or_resume(self) -> None:
+        if not self._has_loaded and self._resume and self._load_from is None:
+            path, skipped = find_resumable_checkpoint(self.work_dir, verify=self._verify_checkpoint)
+            for reason in skipped:
+                self.logger.warning(f'--resume skips a checkpoint that does not verify: {reason}')
+            if path is None and skipped:
+                raise InvalidInputError(f'--resume: no checkpoint of {self.work_dir} verifies (see above); '
+                                        'resume from a path, or start a new work dir')
+            if path is not None:
+                self.logger.info(f'Resuming from {path}, the newest checkpoint of {self.work_dir} that verifies')
+                self._load_from = path
+        super().load_or_resume()
+
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):
+        """mmengine's, checking first that the weights fit the model: with ``load_strict`` (outside training)
+        a mismatch is an error, otherwise it is logged in full. ``strict`` keeps mmengine's meaning."""
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        checkpoint = load_weights(model, checkpoint, filename, strict or self._load_strict, revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+    @master_only
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
         target = osp.join(out_dir, filename)
         if '://' in out_dir:  # remote storage: leave atomicity to the backend
             return super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        start = time.time()
 
         def write(tmp_path: str) -> None:
             super(Runner, self).save_checkpoint(
                 osp.dirname(tmp_path), osp.basename(tmp_path), *args, **kwargs)
 
         atomic_write(target, write)
+        write_checksum(target)
+        for path in remove_stale_temporaries(out_dir, r'.+\.pth(\.sha256)?', older_than=start):
+            self.logger.info(f'removed {path}, left by an interrupted save')

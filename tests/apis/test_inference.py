@@ -6,6 +6,7 @@ import torch
 from mmdet3d.structures import CameraInstance3DBoxes
 
 from perception.apis import inference_mono3d, init_model
+from perception.fileio import InvalidInputError
 from perception.structures import cam2img_to_4x4
 from perception.testing import tiny_mono3d_detector_cfg
 
@@ -64,3 +65,51 @@ def test_inference_rejects_bad_input(model_and_checkpoint, tmp_path):
         inference_mono3d(model, str(tmp_path / 'missing.png'), P2)
     with pytest.raises(ValueError, match='3x3, 3x4 or 4x4'):
         inference_mono3d(model, image, np.eye(2))
+
+
+def test_init_model_refuses_a_checkpoint_that_does_not_fit(model_and_checkpoint, tmp_path):
+    """Issue 21 defect 2: another model's checkpoint, or {'state_dict': {}}, gave a model of random weights."""
+    source, model, _ = model_and_checkpoint
+    empty = tmp_path / 'empty.pth'
+    torch.save({'state_dict': {}}, empty)
+    n_keys = len([k for k in source.state_dict() if not k.endswith('num_batches_tracked')])
+    with pytest.raises(InvalidInputError, match=rf'(?s)empty.pth does not fit .*{n_keys} missing keys: .*more\).*'
+                       'load_strict'):
+        init_model(model.cfg, str(empty))
+    other = tmp_path / 'other.pth'
+    state = {f'backbone.{k}': v for k, v in source.state_dict().items()}  # e.g. a wrapper's prefix
+    torch.save({'state_dict': state}, other)
+    with pytest.raises(InvalidInputError, match=rf'{n_keys} missing keys.*\n{len(state)} unexpected keys'):
+        init_model(model.cfg, str(other))
+    with pytest.warns(UserWarning, match='random initialisation'):
+        lenient = init_model(model.cfg, str(empty), cfg_options={'load_strict': False})  # on purpose
+    assert isinstance(lenient, torch.nn.Module)
+
+
+def test_zero_focal_length_names_the_camera_matrix(model_and_checkpoint):
+    """Issue 21 defect 7: a cam2img with a zero focal length failed inside linalg.inv."""
+    _, model, _ = model_and_checkpoint
+    bad = P2.copy()
+    bad[0, 0] = 0.
+    with pytest.raises(InvalidInputError, match='cam2img .*focal'):
+        inference_mono3d(model, np.zeros((150, 500, 3), np.uint8), bad)
+
+
+def test_demo_checks_its_output_folder_before_inference(tmp_path, monkeypatch):
+    """Issue 21 defect 7: mono3d_demo.py --out into a missing folder failed after inference."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        'mono3d_demo', Path(__file__).resolve().parents[2] / 'tools' / 'demo' / 'mono3d_demo.py')
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError('the model was built before the output was checked')
+
+    monkeypatch.setattr(demo, 'init_model', no_inference)
+    out = tmp_path / 'missing' / 'frame.png'
+    monkeypatch.setattr(sys, 'argv', ['mono3d_demo.py', 'img.png', 'calib.txt', 'cfg.py', 'ckpt.pth', '--out', str(out)])
+    with pytest.raises(FileNotFoundError, match=f'--out {out}: the folder .*missing does not exist'):
+        demo.main()
