@@ -9,6 +9,8 @@ from typing import Union
 import cv2
 import numpy as np
 
+from .errors import InvalidInputError
+
 PathLike = Union[str, os.PathLike]
 
 DEPTH_SCALE = 256.0
@@ -46,14 +48,16 @@ def read_depth_png(path: PathLike) -> np.ndarray:
         (H, W) float32 depth in metres; 0 where the file has no depth.
 
     Raises:
-        FileNotFoundError: the file does not exist or cannot be decoded.
-        ValueError: the image is not single-channel uint16 (e.g. an 8-bit PNG), so it is not
-            a KITTI depth map.
+        FileNotFoundError: the file does not exist.
+        InvalidInputError: the file cannot be decoded (not an image, truncated, a checksum of the PNG
+            fails), or is not single-channel uint16 (e.g. an 8-bit PNG), so it is not a KITTI depth map.
     """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: no such depth PNG')
     encoded = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if encoded is None:
-        raise FileNotFoundError(f'{path}: missing or not an image')
+        raise InvalidInputError(f'{path}: not a readable image (truncated or corrupt PNG?)')
     if encoded.dtype != np.uint16 or encoded.ndim != 2:
-        raise ValueError(f'{path}: a KITTI depth PNG is single-channel uint16, got '
+        raise InvalidInputError(f'{path}: a KITTI depth PNG is single-channel uint16, got '
                          f'{encoded.dtype} with shape {encoded.shape}')
     return encoded.astype(np.float32) / DEPTH_SCALE

@@ -6,18 +6,24 @@
 Every ``GT/<stem>.png`` (uint16, metres * 256, 0 = no data) needs a ``PRED/<stem>.npy`` depth map in
 metres, (H, W) or (1, H, W), at any resolution of the same aspect ratio; it is resized to the ground
 truth bilinearly with half-pixel centres. The metrics are averaged over images, printed, and written
-as JSON.
+as JSON (standard JSON: never NaN or Infinity).
+
+A prediction must be a finite real map, and positive where it is evaluated unless a least-squares protocol
+aligns it (see :mod:`perception.evaluation.depth.functional`); anything else is refused with an error
+naming the file.
 """
 import argparse
 import json
 import os
 import os.path as osp
+import warnings
 from typing import Dict, List
 
 import numpy as np
 
 from perception.evaluation.depth.functional import (CROPS, SCALINGS, average_metrics, evaluate_depth,
                                                     format_metrics_table)
+from perception.fileio import InvalidInputError
 from perception.fileio.depth import read_depth_png
 
 # A prediction whose aspect ratio differs more than this from the ground truth's is not a resized copy of
@@ -47,17 +53,30 @@ def load_prediction(path: str, gt_shape) -> np.ndarray:
     """(h, w) float64 prediction from ``path``, checked against the (H, W) ground-truth shape."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'missing prediction {path} for the ground truth of the same stem')
-    pred = np.load(path)
+    try:
+        pred = np.load(path, allow_pickle=False)
+    except Exception as e:  # numpy reports a bad header, a truncated file or pickled objects in several types
+        raise InvalidInputError(f'{path}: not a readable .npy depth map: {type(e).__name__}: {e}') from e
+    if not isinstance(pred, np.ndarray):
+        raise InvalidInputError(f'{path}: expected one array (.npy), got {type(pred).__name__}')
+    with open(path, 'rb') as f:
+        head = f.read(12)
+    header = 10 + int.from_bytes(head[8:10], 'little') if head[6] == 1 else 12 + int.from_bytes(head[8:12], 'little')
+    if osp.getsize(path) != header + pred.nbytes:
+        raise InvalidInputError(f'{path}: {osp.getsize(path)} bytes, but its header describes {header + pred.nbytes} '
+                                f'(shape {pred.shape}, dtype {pred.dtype}): a damaged .npy')
+    if pred.dtype.kind not in 'fiu':
+        raise InvalidInputError(f'{path}: expected a real-valued depth map, got dtype {pred.dtype}')
     if pred.ndim == 3 and pred.shape[0] == 1:
         pred = pred[0]
-    if pred.ndim != 2:
-        raise ValueError(f'{path}: expected an (H, W) or (1, H, W) depth map, got shape {pred.shape}')
+    if pred.ndim != 2 or 0 in pred.shape:
+        raise InvalidInputError(f'{path}: expected an (H, W) or (1, H, W) depth map, got shape {pred.shape}')
     gt_aspect, pred_aspect = gt_shape[1] / gt_shape[0], pred.shape[1] / pred.shape[0]
     if abs(pred_aspect / gt_aspect - 1) > ASPECT_TOLERANCE:
-        raise ValueError(f'{path}: shape {pred.shape} does not match the ground truth {tuple(gt_shape)} '
+        raise InvalidInputError(f'{path}: shape {pred.shape} does not match the ground truth {tuple(gt_shape)} '
                          f'(aspect ratio {pred_aspect:.3f} vs {gt_aspect:.3f})')
     if not np.isfinite(pred).all():
-        raise ValueError(f'{path}: {int((~np.isfinite(pred)).sum())} NaN or infinite values')
+        raise InvalidInputError(f'{path}: {int((~np.isfinite(pred)).sum())} NaN or infinite values')
     return pred.astype(np.float64)
 
 
@@ -72,7 +91,13 @@ def evaluate_folder(gt_dir: str, pred_dir: str, **protocol) -> Dict[str, float]:
         pred_path = osp.join(pred_dir, f'{stem}.npy')
         pred = load_prediction(pred_path, gt.shape)
         try:
-            per_image.append(evaluate_depth(pred, gt, **protocol))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                per_image.append(evaluate_depth(pred, gt, **protocol))
+            for warning in caught:
+                warnings.warn(f'{pred_path}: {warning.message}')
+        except InvalidInputError as err:
+            raise InvalidInputError(f'{pred_path}: {err}') from err
         except ValueError as err:
             raise ValueError(f'{pred_path}: {err}') from err
     return average_metrics(per_image)
@@ -94,7 +119,7 @@ def main(argv=None) -> Dict[str, float]:
         out_dir = osp.dirname(osp.abspath(args.out))
         os.makedirs(out_dir, exist_ok=True)
         with open(args.out, 'w') as f:
-            json.dump(metrics, f, indent=1)
+            json.dump(metrics, f, indent=1, allow_nan=False)
     return metrics
 
 

@@ -10,12 +10,23 @@ squared error by the ground truth (the official KITTI devkit divides by its squa
     metrics(gt[valid], pred[valid])
 
 and a data set's figures are the mean of the per-image metrics.
+
+A depth prediction evaluated without scaling or with the median scale must be positive at every evaluated
+pixel: a zero or negative depth has no error that means anything (an all-zero map would give NaN errors
+beside a plausible a1, and a sign-flipped map a negative median scale that undoes the flip), so it raises
+:class:`~perception.fileio.InvalidInputError` with the count. Under the least-squares protocols a fitted
+scale <= 0 (the prediction decreases with depth) raises too, and an aligned depth <= 0 is clipped to
+``min_depth`` as the protocol says, with a warning that counts the pixels.
 """
+import math
+import warnings
 from typing import Dict, Iterable, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from perception.fileio import InvalidInputError
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -131,10 +142,19 @@ def align_depth(pred: np.ndarray,
         return pred * median_scale(gt[valid], pred[valid])
     if scaling == 'lsq-depth':
         scale, shift = fit_scale_shift(gt[valid], pred[valid])
+        _check_positive_scale(scale, 'depth')
         return scale * pred + shift
     disp = pred if pred_is_disparity else 1. / np.maximum(pred, min_depth)
     scale, shift = fit_scale_shift(1. / gt[valid], disp[valid])
+    _check_positive_scale(scale, 'disparity')
     return 1. / np.maximum(scale * disp + shift, 1. / max_depth)
+
+
+def _check_positive_scale(scale: float, kind: str) -> None:
+    if not scale > 0:
+        raise InvalidInputError(f'the least-squares scale of the prediction against the ground-truth {kind} is '
+                                f'{scale:.4g}: the prediction decreases where it should increase (a disparity '
+                                'given as depth, or the reverse?)')
 
 
 def resize_depth(pred: ArrayLike, size: Sequence[int]) -> np.ndarray:
@@ -179,15 +199,31 @@ def evaluate_depth(pred: ArrayLike,
     gt = _as_numpy(gt)
     if gt.ndim != 2:
         raise ValueError(f'expected an (H, W) ground truth, got shape {gt.shape}')
+    if not (math.isfinite(scale_factor) and scale_factor > 0):
+        raise ValueError(f'scale_factor must be a finite number > 0, got {scale_factor}')
     pred = resize_depth(pred, gt.shape)
     if not np.isfinite(pred).all():
-        raise ValueError('the prediction holds NaN or infinite values')
+        raise InvalidInputError('the prediction holds NaN or infinite values')
     valid = (gt > min_depth) & (gt < max_depth) & crop_mask(*gt.shape, crop)
     if not valid.any():
         raise ValueError(f'no ground-truth pixel in ({min_depth}, {max_depth}) inside the {crop!r} crop')
-    pred = align_depth(pred * scale_factor, gt, valid, scaling, min_depth, max_depth, pred_is_disparity)
+    pred = pred * scale_factor
+    if not pred_is_disparity and scaling in ('none', 'median'):
+        nonpositive = int((pred[valid] <= 0).sum())
+        if nonpositive:
+            raise InvalidInputError(
+                f'{nonpositive} of {int(valid.sum())} evaluated pixels of the prediction are <= 0 (smallest '
+                f'{pred[valid].min():.4g}): a depth must be positive where it is evaluated')
+    pred = align_depth(pred, gt, valid, scaling, min_depth, max_depth, pred_is_disparity)
+    clipped = int((pred[valid] <= 0).sum())
+    if clipped:
+        warnings.warn(f'{clipped} of {int(valid.sum())} evaluated pixels have an aligned depth <= 0; the {scaling!r} '
+                      f'protocol clips them to min_depth {min_depth}')
     pred = np.clip(pred, min_depth, max_depth)
-    return compute_depth_metrics(gt[valid], pred[valid])
+    metrics = compute_depth_metrics(gt[valid], pred[valid])
+    if not all(math.isfinite(v) for v in metrics.values()):
+        raise InvalidInputError(f'non-finite metrics {metrics}')
+    return metrics
 
 
 def average_metrics(per_image: Iterable[Dict[str, float]]) -> Dict[str, float]:

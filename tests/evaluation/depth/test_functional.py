@@ -7,6 +7,7 @@ import torch
 from perception.evaluation.depth.functional import (align_depth, average_metrics, compute_depth_metrics,
                                                     crop_mask, evaluate_depth, fit_scale_shift,
                                                     median_scale, resize_depth)
+from perception.fileio import InvalidInputError
 
 
 def test_metrics_on_hand_values():
@@ -78,7 +79,8 @@ def test_lsq_depth_recovers_an_affine_depth():
     pred = (gt - 3.) / 2.  # affine-invariant, even negative
     m = evaluate_depth(pred, gt, crop='none', scaling='lsq-depth')
     assert m['abs_rel'] == pytest.approx(0, abs=1e-9)
-    assert evaluate_depth(pred, gt, crop='none', scaling='median')['abs_rel'] > 0.1
+    with pytest.raises(InvalidInputError, match='1 of 4 evaluated pixels'):  # as a depth it is impossible
+        evaluate_depth(pred, gt, crop='none', scaling='median')
 
 
 def test_lsq_disparity_recovers_an_affine_disparity():
@@ -135,3 +137,23 @@ def test_average_is_the_mean_of_per_image_metrics():
     m = average_metrics([a, b])
     assert m == pytest.approx(
         dict(abs_rel=0.2, sq_rel=2., rmse=3., rmse_log=0.3, a1=0.6, a2=0.7, a3=0.8))
+
+
+def test_predictions_must_be_positive_where_evaluated():
+    gt = np.full((4, 4), 10.)
+    pred = np.full((4, 4), 5.)
+    pred[0, :2] = 0.
+    with pytest.raises(InvalidInputError, match='2 of 16 evaluated pixels of the prediction are <= 0'):
+        evaluate_depth(pred, gt, crop='none', scaling='median')
+    with pytest.raises(InvalidInputError, match='16 of 16'):
+        evaluate_depth(-np.full((4, 4), 5.), gt, crop='none', scaling='none')
+    # Outside the evaluated pixels a zero is no error.
+    gt[0, :2] = 0.
+    assert evaluate_depth(pred, gt, crop='none', scaling='median')['abs_rel'] == pytest.approx(0.)
+
+
+def test_least_squares_with_a_negative_scale_is_refused():
+    gt = np.linspace(2., 40., 24).reshape(4, 6)
+    with pytest.raises(InvalidInputError, match='least-squares scale .* is -'):
+        evaluate_depth(100. - gt, gt, crop='none', scaling='lsq-depth')
+    assert evaluate_depth(3. * gt + 1., gt, crop='none', scaling='lsq-depth')['abs_rel'] == pytest.approx(0., abs=1e-9)

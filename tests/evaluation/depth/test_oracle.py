@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from perception.evaluation.depth.functional import METRIC_KEYS, average_metrics, evaluate_depth
+from perception.fileio import InvalidInputError
 from perception.fileio.depth import read_depth_png, write_depth_png
 
 REPO = Path(__file__).resolve().parents[3]
@@ -98,3 +99,36 @@ def test_cli_errors_name_the_file(small_case, tmp_path):
     metrics = cli.main(args + ['--out', str(out)])
     assert metrics['abs_rel'] == pytest.approx(0.2)
     assert json.loads(out.read_text()) == pytest.approx(metrics)
+
+
+def test_cli_refuses_impossible_predictions(oracle, tmp_path):
+    """Issue 21 defect 4: an all-zero map printed NaN errors beside a plausible a1 (and NaN in the JSON); a
+    sign-flipped map scored exactly like the right one under median scaling."""
+    cli = _load_cli()
+    stem = sorted(p.stem for p in (oracle / 'gt').glob('*.png'))[0]
+    gt_dir, pred_dir = tmp_path / 'gt', tmp_path / 'pred'
+    gt_dir.mkdir()
+    pred_dir.mkdir()
+    (gt_dir / f'{stem}.png').write_bytes((oracle / 'gt' / f'{stem}.png').read_bytes())
+    pred = np.load(oracle / 'pred_full' / f'{stem}.npy')
+    out = tmp_path / 'm.json'
+    args = ['--gt-dir', str(gt_dir), '--pred-dir', str(pred_dir), '--crop', 'garg', '--scaling', 'median',
+            '--out', str(out)]
+    for bad, count in ((np.zeros_like(pred), r'\d+ of \d+'), (-pred, r'\d+ of \d+')):
+        np.save(pred_dir / f'{stem}.npy', bad)
+        with pytest.raises(InvalidInputError, match=rf'{stem}\.npy: {count} evaluated pixels .* <= 0'):
+            cli.main(args)
+        assert not out.exists()
+    np.save(pred_dir / f'{stem}.npy', pred)
+    right = cli.main(args)
+    text = out.read_text()
+    assert 'NaN' not in text and 'Infinity' not in text and json.loads(text) == pytest.approx(right)
+
+
+def test_object_npy_names_the_file(small_case):
+    """Issue 21 defect 7: an object-dtype .npy prediction raised an error that named no file."""
+    cli = _load_cli()
+    gt_dir, pred_dir = small_case
+    np.save(pred_dir / 'b.npy', np.array([{'depth': 8.}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(InvalidInputError, match=r'b\.npy: not a readable \.npy'):
+        cli.main(['--gt-dir', str(gt_dir), '--pred-dir', str(pred_dir), '--crop', 'none', '--scaling', 'none'])
