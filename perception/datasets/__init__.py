@@ -1,5 +1,6 @@
 from .kitti_mono3d import KittiMono3DDataset
 from .kitti_raw import KittiRawDepthDataset
+from .nuscenes_multiview import NuScenesMultiViewDataset, StreamBatchSampler
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['KittiMono3DDataset', 'KittiRawDepthDataset']
+__all__ = ['KittiMono3DDataset', 'KittiRawDepthDataset', 'NuScenesMultiViewDataset', 'StreamBatchSampler']
