@@ -6,7 +6,11 @@ official decisions sit exactly on a threshold (truncation 0.15, a box 25.0 px hi
 can decide them differently.
 
 Unlike the devkit, which reads tokens and silently shifts data after a malformed row, these readers work
-line by line and raise ``ValueError`` naming the file, the line and what was expected.
+line by line and raise :class:`~perception.fileio.InvalidInputError` (a ``ValueError``) naming the file, the
+line and what was expected. Files are UTF-8 (a leading byte-order mark is skipped: editors on Windows add
+one, and it would otherwise hide the first row); numbers are decimal as C's ``strtod`` reads them, so
+Python-only spellings (``1_000``, non-ASCII digits, ``infinity``) are refused rather than read differently
+from the devkit.
 
 Label row (15 fields, a 16th ``score`` for detections)::
 
@@ -19,9 +23,12 @@ y axis in radians.
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import re
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from .errors import InvalidInputError
 
 PathLike = Union[str, os.PathLike]
 
@@ -44,14 +51,34 @@ CALIB_SHAPES = {
 _CALIB_ALIASES = {'R_rect': 'R0_rect', 'Tr_velo_cam': 'Tr_velo_to_cam', 'Tr_imu_velo': 'Tr_imu_to_velo'}
 
 
-def _parse_float(token: str, path: PathLike, lineno: int, field: str) -> float:
+_NUMBER = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?', re.ASCII)
+
+
+def read_text_lines(path: PathLike) -> Iterator[Tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, 1-based, without line ends and without a leading
+    byte-order mark; bytes that are not UTF-8 raise :class:`InvalidInputError` naming the line."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data.startswith(b'\xef\xbb\xbf'):
+        data = data[3:]
     try:
-        value = float(token)
-    except ValueError:
-        raise ValueError(
-            f'{path}:{lineno}: field "{field}" must be a number, got {token!r}') from None
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        lineno = data.count(b'\n', 0, e.start) + 1
+        raise InvalidInputError(f'{path}:{lineno}: not UTF-8 text (byte {data[e.start]:#04x}); is it a '
+                                'text file of this format?') from None
+    lines = text.replace('\r\n', '\n').replace('\r', '\n').split('\n')
+    return enumerate(lines, start=1)
+
+
+def _parse_float(token: str, path: PathLike, lineno: int, field: str) -> float:
+    if not _NUMBER.fullmatch(token):
+        if token.lower().lstrip('+-') in ('nan', 'inf', 'infinity'):
+            raise InvalidInputError(f'{path}:{lineno}: field "{field}" must be finite, got {token!r}')
+        raise InvalidInputError(f'{path}:{lineno}: field "{field}" must be a number, got {token!r}')
+    value = float(token)
     if not math.isfinite(value):
-        raise ValueError(f'{path}:{lineno}: field "{field}" must be finite, got {token!r}')
+        raise InvalidInputError(f'{path}:{lineno}: field "{field}" must be finite, got {token!r}')
     return value
 
 
@@ -69,29 +96,28 @@ def read_label_rows(path: PathLike,
     expected = ' or '.join(str(n) for n in allowed)
     names, values, linenos = [], [], []
     ncols = None
-    with open(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            if len(tokens) not in allowed:
-                raise ValueError(
-                    f'{path}:{lineno}: expected {expected} columns '
-                    f'({" ".join(LABEL_FIELDS[:max(allowed)])}), got {len(tokens)}')
-            if ncols is not None and len(tokens) != ncols:
-                raise ValueError(f'{path}:{lineno}: expected {ncols} columns like the rows above, '
-                                 f'got {len(tokens)}')
-            ncols = len(tokens)
-            row = [
-                _parse_float(tok, path, lineno, field)
-                for tok, field in zip(tokens[1:], LABEL_FIELDS[1:])
-            ]
-            if row[1] != int(row[1]):
-                raise ValueError(
-                    f'{path}:{lineno}: field "occluded" must be an integer, got {tokens[2]!r}')
-            names.append(tokens[0])
-            values.append(row)
-            linenos.append(lineno)
+    for lineno, line in read_text_lines(path):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) not in allowed:
+            raise InvalidInputError(
+                f'{path}:{lineno}: expected {expected} columns '
+                f'({" ".join(LABEL_FIELDS[:max(allowed)])}), got {len(tokens)}')
+        if ncols is not None and len(tokens) != ncols:
+            raise InvalidInputError(f'{path}:{lineno}: expected {ncols} columns like the rows above, '
+                                    f'got {len(tokens)}')
+        ncols = len(tokens)
+        row = [
+            _parse_float(tok, path, lineno, field)
+            for tok, field in zip(tokens[1:], LABEL_FIELDS[1:])
+        ]
+        if row[1] != int(row[1]):
+            raise InvalidInputError(
+                f'{path}:{lineno}: field "occluded" must be an integer, got {tokens[2]!r}')
+        names.append(tokens[0])
+        values.append(row)
+        linenos.append(lineno)
     if ncols is None:
         ncols = 16 if with_score else 15
     table = np.array(values, dtype=np.float64).reshape(len(values), ncols - 1)
@@ -126,7 +152,7 @@ def read_label_file(path: PathLike, with_score: Optional[bool] = None) -> Dict[s
         file has 16 columns.
 
     Raises:
-        ValueError: a row with a wrong column count, a non-numeric or non-finite number, or a
+        InvalidInputError: a row with a wrong column count, a non-numeric or non-finite number, or a
             non-integer ``occluded``; the message names the file and the line.
     """
     return read_label_rows(path, with_score)[0]
@@ -194,37 +220,36 @@ def read_calib_file(path: PathLike, required: Sequence[str] = ()) -> Dict[str, n
         ``R_rect``, ``Tr_velo_cam`` and ``Tr_imu_velo`` are returned under the object names.
 
     Raises:
-        ValueError: a line without ``key:``, an unknown key, a repeated key, a non-numeric or
+        InvalidInputError: a line without ``key:``, an unknown key, a repeated key, a non-numeric or
             non-finite number or a wrong count of numbers (naming the file and the line), a file
             without any entry, or one without a ``required`` key.
     """
     calib = {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            key, sep, rest = line.partition(':')
-            key = key.strip()
-            if not sep:
-                raise ValueError(f'{path}:{lineno}: expected "<key>: <numbers>", got {line.strip()!r}')
-            key = _CALIB_ALIASES.get(key, key)
-            if key not in CALIB_SHAPES:
-                raise ValueError(f'{path}:{lineno}: unknown key {key!r}, expected one of '
-                                 f'{", ".join(CALIB_SHAPES)}')
-            if key in calib:
-                raise ValueError(f'{path}:{lineno}: key {key!r} appears twice')
-            shape = CALIB_SHAPES[key]
-            tokens = rest.split()
-            if len(tokens) != shape[0] * shape[1]:
-                raise ValueError(f'{path}:{lineno}: {key} needs {shape[0] * shape[1]} numbers '
-                                 f'({shape[0]}x{shape[1]}), got {len(tokens)}')
-            values = [_parse_float(tok, path, lineno, key) for tok in tokens]
-            calib[key] = np.array(values, dtype=np.float64).reshape(shape)
+    for lineno, line in read_text_lines(path):
+        if not line.strip():
+            continue
+        key, sep, rest = line.partition(':')
+        key = key.strip()
+        if not sep:
+            raise InvalidInputError(f'{path}:{lineno}: expected "<key>: <numbers>", got {line.strip()!r}')
+        key = _CALIB_ALIASES.get(key, key)
+        if key not in CALIB_SHAPES:
+            raise InvalidInputError(f'{path}:{lineno}: unknown key {key!r}, expected one of '
+                                    f'{", ".join(CALIB_SHAPES)}')
+        if key in calib:
+            raise InvalidInputError(f'{path}:{lineno}: key {key!r} appears twice')
+        shape = CALIB_SHAPES[key]
+        tokens = rest.split()
+        if len(tokens) != shape[0] * shape[1]:
+            raise InvalidInputError(f'{path}:{lineno}: {key} needs {shape[0] * shape[1]} numbers '
+                                    f'({shape[0]}x{shape[1]}), got {len(tokens)}')
+        values = [_parse_float(tok, path, lineno, key) for tok in tokens]
+        calib[key] = np.array(values, dtype=np.float64).reshape(shape)
     if not calib:
-        raise ValueError(f'{path}: no calibration entry found')
+        raise InvalidInputError(f'{path}: no calibration entry found')
     missing = [key for key in required if key not in calib]
     if missing:
-        raise ValueError(f'{path}: calibration lacks {", ".join(missing)}')
+        raise InvalidInputError(f'{path}: calibration lacks {", ".join(missing)}')
     return calib
 
 
@@ -262,22 +287,22 @@ def read_raw_calib_file(path: PathLike) -> Dict[str, np.ndarray]:
     if not osp.isfile(path):
         raise FileNotFoundError(f'calibration file {path} does not exist')
     calib = {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            key, sep, value = line.partition(':')
-            if not sep:
-                raise ValueError(f'{path}:{lineno}: expected "key: values", got {line.strip()!r}')
-            key = key.strip()
-            if key == 'calib_time':
-                continue
-            try:
-                array = np.array([float(v) for v in value.split()], dtype=np.float64)
-            except ValueError:
-                raise ValueError(
-                    f'{path}:{lineno}: {key} holds a non-numeric value: {value.strip()!r}') from None
-            if not np.isfinite(array).all():
-                raise ValueError(f'{path}:{lineno}: {key} holds NaN or infinite values')
-            calib[key] = array
+    for lineno, line in read_text_lines(path):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(':')
+        if not sep:
+            raise InvalidInputError(f'{path}:{lineno}: expected "key: values", got {line.strip()!r}')
+        key = key.strip()
+        if key == 'calib_time':
+            continue
+        tokens = value.split()
+        if any(t.lower().lstrip('+-') in ('nan', 'inf', 'infinity') for t in tokens):
+            raise InvalidInputError(f'{path}:{lineno}: {key} holds NaN or infinite values')
+        if not all(_NUMBER.fullmatch(t) for t in tokens):
+            raise InvalidInputError(f'{path}:{lineno}: {key} holds a non-numeric value: {value.strip()!r}')
+        array = np.array([float(t) for t in tokens], dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise InvalidInputError(f'{path}:{lineno}: {key} holds values too large for float64')
+        calib[key] = array
     return calib

@@ -9,8 +9,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 
 from perception.evaluation.kitti import (CLASSES, check_detections, flat_results, format_table, kitti_eval,
-                                         resolve_min_overlap)
-from perception.fileio.kitti import read_label_file, write_label_file
+                                         read_ground_truth_file, resolve_min_overlap)
+from perception.fileio.kitti import write_label_file
 from perception.registry import METRICS
 from perception.structures import yaw_to_alpha
 
@@ -154,7 +154,7 @@ class KittiMetric(BaseMetric):
             path = osp.join(self.ann_dir, f'{result["frame_id"]}.txt')
             if not osp.isfile(path):
                 raise FileNotFoundError(f'missing ground truth {path} for frame {result["frame_id"]}')
-            gt_annos.append(read_label_file(path, with_score=False))
+            gt_annos.append(read_ground_truth_file(path))
         evaluated = kitti_eval(gt_annos, [r['dets'] for r in results], classes=self.classes,
                                iou_set=self.iou_set)
         print_log('\n' + format_table(evaluated), logger=logger)

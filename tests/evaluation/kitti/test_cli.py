@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perception.evaluation.kitti import kitti_eval, load_kitti_folders, read_result_file
+from perception.evaluation.kitti import kitti_eval, load_kitti_folders, read_result_file, read_split_file
+from perception.fileio import InvalidInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -117,3 +118,60 @@ def test_2d_only_detections_are_accepted(tmp_path):
     assert results['evaluated']['Car'] == {'bbox': True, 'aos': False, 'bev': False, '3d': False}
     # One GT found: p[0] = 1 and the rest 0 (quirk 1 of the oracle README).
     assert results['results']['Car']['bbox']['R11']['easy'] == pytest.approx(100 / 11)
+
+
+def _edge_copy(shared_dir, tmp_path):
+    set_dir = shared_dir / 'oracles' / 'kitti' / 'edge'
+    gt, results = tmp_path / 'label_2', tmp_path / 'results'
+    shutil.copytree(set_dir / 'label_2', gt)
+    shutil.copytree(set_dir / 'results', results)
+    return gt, results
+
+
+def test_duplicate_ids_in_the_split_file_are_refused(shared_dir, tmp_path):
+    """Issue 21 defect 5: a frame listed twice was evaluated twice (Car bbox R40 moderate 10.0 instead of 7.5)."""
+    gt, results = _edge_copy(shared_dir, tmp_path)
+    split = tmp_path / 'val.txt'
+    split.write_text('000003\n000008\n\n000003\n')
+    with pytest.raises(InvalidInputError, match=rf'{split}:4: frame 000003 is listed again \(first on line 1\)'):
+        read_split_file(str(split))
+    split.write_text('000003\n000008\n')
+    assert read_split_file(str(split)) == ['000003', '000008']
+
+
+def test_unknown_classes_warn_once_per_file(shared_dir, tmp_path):
+    """Issue 21 defect 5: rows of class Vehicle or Cars were dropped without a word."""
+    gt, results = _edge_copy(shared_dir, tmp_path)
+    ids = sorted(p.stem for p in gt.glob('*.txt'))
+    (results / f'{ids[0]}.txt').write_text(DET_ROW.replace('Car ', 'Vehicle ') * 2 + DET_ROW.replace('Car ', 'Cars '))
+    (results / f'{ids[1]}.txt').write_text(DET_ROW.replace('Car ', 'Misc ') + DET_ROW.replace('Car ', 'car '))
+    row = (gt / f'{ids[2]}.txt').read_text().splitlines()[0].split(' ', 1)[1]
+    (gt / f'{ids[2]}.txt').write_text(f'Tram {row}\nDontCare {row}\nTruck {row}\nBus {row}\n')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        load_kitti_folders(str(gt), str(results))
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2, messages
+    assert f'{ids[0]}.txt: 3 rows of classes KITTI does not define (Cars x1, Vehicle x2)' in messages[0] + messages[1]
+    assert f'{ids[2]}.txt: 1 rows of classes KITTI does not define (Bus x1)' in messages[0] + messages[1]
+
+
+def test_byte_order_mark_does_not_hide_the_first_row(tmp_path):
+    """Issue 21 defect 5: a UTF-8 byte-order mark hid the first row of every file."""
+    path = tmp_path / '000000.txt'
+    path.write_bytes(b'\xef\xbb\xbf' + DET_ROW.encode() * 2)
+    dets = read_result_file(str(path))
+    assert dets['name'].tolist() == ['Car', 'Car']
+    split = tmp_path / 'val.txt'
+    split.write_bytes(b'\xef\xbb\xbf000000\r\n000001\r\n')
+    assert read_split_file(str(split)) == ['000000', '000001']
+
+
+def test_result_files_without_ground_truth_warn_with_their_count(shared_dir, tmp_path):
+    gt, results = _edge_copy(shared_dir, tmp_path)
+    for frame in ('900000', '900001'):
+        (results / f'{frame}.txt').write_text(DET_ROW)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        load_kitti_folders(str(gt), str(results))
+    assert [str(w.message).split(' result files')[0] for w in caught] == ['2']
