@@ -56,6 +56,10 @@ test_pipeline = [
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# official: the result rows hold every detection with its predicted alpha and unclipped 2D box, as the
+# official tester writes them; default: alpha from the 3D box, 2D boxes clipped to the image
+val_evaluator = dict(official_rows=True)
+test_evaluator = val_evaluator
 
 # training: the official KITTI dataset reads the label file's 2D boxes and P2's projections as coordinates
 # from the image's edge (pixel centres at 0.5) and divides P2's projection of the 3D centre by z instead of

@@ -22,14 +22,15 @@ from .mono3d import _apply_pixel_transform
 
 def official_affine_inverse(img_size: Tuple[int, int], out_size: Tuple[int, int]) -> np.ndarray:
     """(2, 3) float64 map from output to input pixels (edge coordinates, as PIL reads them) of the official
-    centred scale of a (W, H) image into ``out_size`` (W', H'), computed as the official code does."""
+    centred scale of a (W, H) image into ``out_size`` (W', H'), from the same triangle (centre, a point half a
+    width above, one that far to its left) as the official code, so that its rounding is the same."""
     (width, height), (out_w, out_h) = img_size, out_size
     center = np.array([width / 2, height / 2])
     out_center = np.array([out_w / 2, out_h / 2])
 
     def triangle(centre: np.ndarray, half_width: float) -> np.ndarray:
         up = centre + [0, -half_width]
-        return np.float32([centre, up, up + [centre[1] - up[1], up[0] - centre[0]]])
+        return np.float32([centre, up, up + [up[1] - centre[1], centre[0] - up[0]]])
 
     return cv2.getAffineTransform(triangle(out_center, out_w / 2), triangle(center, width / 2))
 

@@ -27,7 +27,9 @@ def predictions_to_kitti(bboxes_3d,
                          labels: np.ndarray,
                          class_names: Sequence[str],
                          image_shape: Sequence[int],
-                         source: str = 'predictions') -> Dict[str, np.ndarray]:
+                         source: str = 'predictions',
+                         alphas: Optional[np.ndarray] = None,
+                         official_rows: bool = False) -> Dict[str, np.ndarray]:
     """Turn the detections of one image into KITTI result rows.
 
     - 2D box: the predicted one, as the official MonoDETR and MonoDGP write it, clipped to the image (pixel
@@ -44,6 +46,9 @@ def predictions_to_kitti(bboxes_3d,
         class_names: the dataset's classes.
         image_shape: (H, W) of the original image.
         source: what error messages name (e.g. the frame).
+        alphas: (N,) observation angles to write instead of ``ry - atan2(x, z)`` (the predicted ones), or None.
+        official_rows: write every detection as predicted, unclipped and unchecked, as the official
+            MonoDETR and MonoDGP testers do (the rows of an official checkpoint, ``official_decoding``).
 
     Returns:
         dict of arrays with the keys of :func:`perception.fileio.read_label_file` for detections
@@ -62,9 +67,12 @@ def predictions_to_kitti(bboxes_3d,
         'dimensions': boxes[:, [4, 5, 3]],
         'location': boxes[:, :3],
         'rotation_y': boxes[:, 6],
-        'alpha': yaw_to_alpha(boxes[:, 6], boxes[:, 0], boxes[:, 2]),
+        'alpha': (yaw_to_alpha(boxes[:, 6], boxes[:, 0], boxes[:, 2]) if alphas is None else
+                  _numpy(alphas).reshape(-1)),
         'score': np.asarray(scores, dtype=np.float64).reshape(-1),
     }
+    if official_rows:
+        return dets
     check_detections(dets, source, list(range(len(boxes))))
     height, width = int(image_shape[0]), int(image_shape[1])
     keep = ((boxes[:, 2] > 0) & (bbox[:, 0] < width - 1) & (bbox[:, 1] < height - 1)
@@ -96,6 +104,9 @@ class KittiMetric(BaseMetric):
             otherwise the files are written only when it is given.
         collect_device: ``'cpu'`` or ``'gpu'``, for collecting results across ranks.
         prefix: prefix of the metric names, ``kitti/Car_3D_R40_moderate``.
+        official_rows: write and evaluate the detections as the official MonoDETR and MonoDGP testers do:
+            every one, with its predicted alpha (``alphas_3d``), 2D boxes unclipped and sizes unchecked
+            (see :func:`predictions_to_kitti`).
     """
     default_prefix = 'kitti'
 
@@ -106,8 +117,10 @@ class KittiMetric(BaseMetric):
                  format_only: bool = False,
                  outfile_prefix: Optional[str] = None,
                  collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+                 prefix: Optional[str] = None,
+                 official_rows: bool = False) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        self.official_rows = official_rows
         if format_only and outfile_prefix is None:
             raise ValueError('format_only needs outfile_prefix, the folder to write the results to')
         if not format_only and ann_dir is None:
@@ -136,7 +149,9 @@ class KittiMetric(BaseMetric):
             image_shape = sample['ori_shape'] if 'ori_shape' in sample else sample['img_shape']
             dets = predictions_to_kitti(pred['bboxes_3d'], sample['pred_instances']['bboxes'],
                                         _numpy(pred['scores_3d']), _numpy(pred['labels_3d']).astype(np.int64),
-                                        class_names, image_shape, source=f'predictions of frame {frame_id}')
+                                        class_names, image_shape, source=f'predictions of frame {frame_id}',
+                                        alphas=pred.get('alphas_3d') if self.official_rows else None,
+                                        official_rows=self.official_rows)
             self.results.append({'frame_id': frame_id, 'dets': dets})
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
