@@ -93,3 +93,15 @@ def test_stream_batch_sampler_walks_runs_in_order():
     assert first_runs == {0, 1, 2, 3}
     with pytest.raises(ValueError, match='4 runs cannot feed 8 batch slots'):
         StreamBatchSampler(SimpleNamespace(dataset=SimpleNamespace(flag=flag)), batch_size=8)
+
+
+def test_dataloader_config_builds_the_stream_sampler(oracle_infos):
+    from mmengine.runner import Runner
+    root, ann_file = oracle_infos
+    loader = Runner.build_dataloader(dict(
+        batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+        batch_sampler=dict(type='StreamBatchSampler', seed=0),
+        dataset=dict(type='NuScenesMultiViewDataset', data_root=str(root), ann_file=ann_file, seq_split_num=2)))
+    assert isinstance(loader.batch_sampler, StreamBatchSampler) and len(loader) == 10
+    first, second = list(loader.batch_sampler)[:2]
+    assert [b - a for a, b in zip(first, second)] == [1, 1]

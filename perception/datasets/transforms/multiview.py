@@ -21,7 +21,7 @@ Result keys: ``img`` (list of V (H, W, 3) arrays), ``img_shape`` (list of V (H, 
 ``lidar2global``, ``bda_matrix`` (4, 4), ``gt_bboxes_3d`` (``LiDARInstance3DBoxes``), ``cam_ann_info`` (list of V
 dicts of 2D labels: ``gt_bboxes``, ``gt_bboxes_labels``, ``centers_2d``, ``depths``).
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np

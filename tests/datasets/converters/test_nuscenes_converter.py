@@ -234,8 +234,8 @@ def test_real_keyframe_equals_mmdet3d_infos(shared_dir, tmp_path):
     expected = load(shared_dir / 'data/mmdet3d_demo/nuscenes/n015-2018-07-24-11-22-45+0800.pkl')
     ours = convert(expected['data_list'], tmp_path)
     # mmdet3d's file lists the 10 classes only, though some of its instances have no label (-1).
-    assert ours['metainfo'] == dict(expected['metainfo'], version=VERSION, split='rt_val',
-                                    categories=dict(expected['metainfo']['categories'], **{'movable_object.debris': -1}))
+    categories = dict(expected['metainfo']['categories'], **{'movable_object.debris': -1})
+    assert ours['metainfo'] == dict(expected['metainfo'], version=VERSION, split='rt_val', categories=categories)
     (sample, ) = ours['data_list']
     compare_infos(sample, expected['data_list'][0])
     # What a temporal detector needs beyond mmdet3d's keys.
@@ -362,8 +362,11 @@ def test_create_data_cli_on_the_synthetic_world(tmp_path):
     train, val = load(root / 'nuscenes_infos_train.pkl'), load(root / 'nuscenes_infos_val.pkl')
     assert train['metainfo']['split'] == 'synth_train' and val['metainfo']['split'] == 'synth_val'
     assert len(train['data_list']) == 4 and len(val['data_list']) == 2
-    sample = val['data_list'][1]
-    assert sample['prev'] == val['data_list'][0]['token'] and 'lidar_sweeps' not in sample
+    first, sample = val['data_list']
+    assert sample['prev'] == first['token'] and 'lidar_sweeps' not in first
+    # The world has keyframes only: the sweep before a sample is the previous sample's scan (as mmdet3d walks it).
+    (sweep, ) = sample['lidar_sweeps']
+    assert sweep['lidar_points']['lidar_path'] == f'samples/LIDAR_TOP/{first["lidar_points"]["lidar_path"]}'
     assert sample['images']['CAM_FRONT']['width'] == 160 and sample['instances']
     # Projected boxes are clipped to the 160x90 images, not to 1600x900.
     boxes = np.array([inst['bbox'] for cam in CAMERAS for inst in sample['cam_instances'][cam]])

@@ -99,3 +99,10 @@ def test_eval_set_must_be_covered(shared_dir, oracle_infos):
     metric.dataset_meta = dict(classes=CLASSES)
     assert metric.compute_metrics(predictions(shared_dir, ann_file))['pred_instances_3d_NuScenes/mAP'] == \
         pytest.approx(1.0)
+
+
+def test_configs_get_this_metric_not_mmdet3ds(oracle_infos):
+    from perception.registry import METRICS
+    root, ann_file = oracle_infos
+    metric = METRICS.build(dict(type='NuScenesMetric', data_root=str(root), ann_file=ann_file))
+    assert type(metric) is NuScenesMetric
