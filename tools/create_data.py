@@ -14,7 +14,7 @@ import argparse
 from perception.datasets.converters.kitti_converter import create_kitti_infos
 from perception.datasets.converters.nuscenes_converter import create_nuscenes_infos
 from perception.datasets.converters.synthcoco_converter import create_synthcoco
-from perception.datasets.synthetic.cli import add_synthetic_parsers
+from perception.datasets.synthetic.cli import SEED, add_synthetic_parsers, int_in
 
 
 def run_kitti(args: argparse.Namespace) -> None:
@@ -77,11 +77,13 @@ def add_synthetic_coco_parser(subparsers) -> None:
     parser.add_argument('--out', default='data/synthcoco', help='output folder (default: data/synthcoco)')
     parser.add_argument('--generate', action='store_true',
                         help='render the synthetic KITTI world into --src when it is an empty folder')
-    parser.add_argument('--num-train', type=int, default=400, help='frames to render for train, if rendering')
-    parser.add_argument('--num-val', type=int, default=100, help='frames to render for val, if rendering')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the rendered world, if rendering')
-    parser.add_argument('--workers', type=int, default=2, help='rendering processes, if rendering')
-    parser.add_argument('--force', action='store_true', help='empty a non-empty --out first')
+    parser.add_argument('--num-train', type=int_in(0), default=400, help='frames to render for train, if rendering')
+    parser.add_argument('--num-val', type=int_in(0), default=100, help='frames to render for val, if rendering')
+    parser.add_argument('--seed', type=SEED, default=0, help='seed of the rendered world, if rendering')
+    parser.add_argument('--workers', type=int_in(1), default=2, help='rendering processes, if rendering')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an earlier output in --out (annotations/, train/, val/; a folder holding '
+                        'anything else is refused)')
     parser.set_defaults(func=run_synthetic_coco)
 
 

@@ -15,6 +15,7 @@ Expected layout (``ImageSets/test.txt`` and ``testing/`` are optional, ``planes/
 import os
 import os.path as osp
 import pickle
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -295,6 +296,8 @@ def create_kitti_infos(root: str, out_dir: Optional[str] = None, prefix: str = '
     for split, training in splits.items():
         ids = read_imageset(osp.join(imagesets, f'{split}.txt'))
         print_log(f'KITTI {split}: {len(ids)} frames', 'current')
+        if not ids:
+            warnings.warn(f'{imagesets}/{split}.txt lists no frame: the {split} infos hold an empty data_list')
         data_lists[split] = [
             get_frame_info(root, idx, training=training, with_label=training, with_lidar=with_lidar,
                            with_plane=with_plane and training) for idx in track_iter_progress(ids)

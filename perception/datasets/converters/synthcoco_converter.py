@@ -172,17 +172,18 @@ def create_synthcoco(src: str, out: str, generate: bool = False, num_train: int 
 
     Args:
         src: KITTI object layout (``ImageSets/``, ``training/image_2``, ``training/label_2``).
-        out: output folder; a non-empty one is refused unless ``force``, which empties it first.
+        out: output folder; a non-empty one is refused unless ``force``, which replaces an earlier output
+            (``annotations/``, ``train/``, ``val/``; a folder holding anything else is refused).
         generate: render the synthetic world into ``src`` when it is an empty folder (a missing one is
             always rendered).
         num_train, num_val, seed, workers: the synthetic world to render, if one is.
-        force: empty a non-empty ``out`` first.
+        force: replace an earlier output in ``out``.
 
     Returns:
         dict split -> the counts of :func:`convert_split`.
     """
     if osp.realpath(out) == osp.realpath(src) or osp.realpath(src).startswith(osp.realpath(out) + os.sep):
-        raise ValueError(f'--out {out} must not be --src {src} or hold it: it is emptied with --force')
+        raise ValueError(f'--out {out} must not be --src {src} or hold it: --force replaces its content')
     generate_first = not has_kitti_frames(src)
     if generate_first and osp.exists(src):
         if not generate:
@@ -191,7 +192,7 @@ def create_synthcoco(src: str, out: str, generate: bool = False, num_train: int 
         if not osp.isdir(src) or os.listdir(src):
             raise FileExistsError(f'{src}: no KITTI object frames, and not an empty folder: --generate renders only '
                                   'into an empty or new one; remove it or choose another --src')
-    prepare_output_dir(out, force)
+    prepare_output_dir(out, force, ('annotations', *SPLITS))
     if generate_first:
         print_log(f'{src}: no KITTI frames; rendering the synthetic KITTI world there ({num_train} train + '
                   f'{num_val} val frames, seed {seed}, {workers} workers)', 'current')

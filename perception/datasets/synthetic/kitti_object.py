@@ -5,6 +5,7 @@ files read exactly like the real benchmark's: KITTI's intrinsics and calibration
 64-beam sweep in the Velodyne frame, and labels with KITTI's semantics (see ``labels.py``).
 """
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
@@ -89,6 +90,10 @@ def _write_frame(task: Tuple[str, int, int]) -> Dict[str, int]:
             'points': len(velo)}
 
 
+# Top-level names of the output (with the info files `create_data.py kitti` adds): all that --force removes.
+OUTPUTS = ('training', 'ImageSets', 'kitti_infos_*.pkl')
+
+
 def generate_kitti_object(out_dir: Union[str, os.PathLike], num_train: int = 400, num_val: int = 100,
                           seed: int = 0, workers: int = 2, force: bool = False,
                           progress: bool = True) -> Dict[str, int]:
@@ -101,7 +106,7 @@ def generate_kitti_object(out_dir: Union[str, os.PathLike], num_train: int = 400
     Returns:
         counts: ``frames``, ``objects`` (labelled), ``dontcare`` and ``points``.
     """
-    out = prepare_output_dir(out_dir, force)
+    out = prepare_output_dir(out_dir, force, OUTPUTS)
     for sub in ('image_2', 'image_3', 'calib', 'label_2', 'velodyne'):
         (out / 'training' / sub).mkdir(parents=True)
     (out / 'ImageSets').mkdir()
@@ -109,6 +114,8 @@ def generate_kitti_object(out_dir: Union[str, os.PathLike], num_train: int = 400
     splits = {'train': range(num_train), 'val': range(num_train, total), 'trainval': range(total)}
     for split, ids in splits.items():
         (out / 'ImageSets' / f'{split}.txt').write_text(''.join(f'{i:06d}\n' for i in ids))
+        if not ids:
+            warnings.warn(f'{out}/ImageSets/{split}.txt is an empty split (0 frames)')
     stats = run_parallel(_write_frame, [(str(out), seed, i) for i in range(total)], workers,
                          'synthetic-kitti', progress)
     counts = {'frames': total}

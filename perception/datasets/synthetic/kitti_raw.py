@@ -205,6 +205,10 @@ def _write_calib(folder: Path, rig: KittiRig) -> None:
         f'calib_time: 01-Jan-2024 00:00:00\nR: {fmt(imu[:, :3])}\nT: {fmt(imu[:, 3])}\n')
 
 
+# Top-level names of the output: all that --force removes.
+OUTPUTS = ('raw', 'depth', 'splits')
+
+
 def generate_kitti_raw(out_dir: Union[str, os.PathLike], num_drives: int = 4, frames_per_drive: int = 50,
                        num_test_drives: int = 1, seed: int = 0, date: str = '2011_09_26', workers: int = 2,
                        force: bool = False, progress: bool = True) -> Dict[str, int]:
@@ -219,7 +223,7 @@ def generate_kitti_raw(out_dir: Union[str, os.PathLike], num_drives: int = 4, fr
     """
     if not 0 <= num_test_drives < num_drives:
         raise ValueError(f'num_test_drives must be in [0, {num_drives}), got {num_test_drives}')
-    out = prepare_output_dir(out_dir, force)
+    out = prepare_output_dir(out_dir, force, OUTPUTS)
     day = datetime.datetime.strptime(date, '%Y_%m_%d')
     tasks = []
     lists: Dict[str, List[str]] = {'eigen_zhou/train': [], 'eigen_zhou/val': [], 'eigen/test': []}

@@ -307,7 +307,7 @@ def generate_nuscenes(out_dir: Union[str, os.PathLike], num_scenes: int = 10, nu
     """
     if not 0 <= num_val_scenes <= num_scenes:
         raise ValueError(f'num_val_scenes must be in [0, {num_scenes}], got {num_val_scenes}')
-    out = prepare_output_dir(out_dir, force)
+    out = prepare_output_dir(out_dir, force, ('samples', 'maps', version, 'nuscenes_infos_*.pkl'))
     for channel in RIG:
         (out / 'samples' / channel).mkdir(parents=True)
     (out / 'maps').mkdir()

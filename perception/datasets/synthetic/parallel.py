@@ -1,4 +1,5 @@
 """Output-folder checks and the process pool shared by the dataset writers."""
+import fnmatch
 import multiprocessing
 import os
 import shutil
@@ -12,17 +13,34 @@ from tqdm import tqdm
 T = TypeVar('T')
 
 
-def prepare_output_dir(out_dir: Union[str, os.PathLike], force: bool) -> Path:
-    """Create ``out_dir``; refuse a non-empty one unless ``force``, which empties it first.
+def prepare_output_dir(out_dir: Union[str, os.PathLike], force: bool, owned: Sequence[str]) -> Path:
+    """Create ``out_dir``; refuse a non-empty one unless ``force``, which removes the generator's own entries.
 
-    Emptying (rather than writing over) keeps runs byte-identical: no file of an earlier, larger run
-    survives.
+    Removing them (rather than writing over) keeps runs byte-identical: no file of an earlier, larger run
+    survives. ``force`` never removes anything else: a folder holding an entry that the generator does not
+    write is refused, so a mistyped ``--out`` cannot delete a user's files.
+
+    Args:
+        out_dir: the output folder.
+        force: replace an earlier output of the same generator.
+        owned: ``fnmatch`` patterns of the top-level names the generator writes (and of files derived from
+            them in place, such as info files).
     """
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f'{out} is a file, not an output folder')
+    entries = sorted(out.iterdir()) if out.exists() else []
+    if entries:
+        foreign = [p.name for p in entries if not any(fnmatch.fnmatchcase(p.name, pat) for pat in owned)]
+        if foreign:
+            raise FileExistsError(
+                f'{out} holds {", ".join(foreign[:5])}{" ..." if len(foreign) > 5 else ""}, which this generator '
+                f'does not write ({", ".join(owned)}): it is not one of its outputs, and --force replaces only '
+                'those. Choose another --out, or remove the folder yourself')
         if not force:
-            raise FileExistsError(f'{out} is not empty; pass --force to replace its content')
-        for child in out.iterdir():
+            raise FileExistsError(f'{out} holds an earlier output ({", ".join(p.name for p in entries)}); '
+                                  'pass --force to replace it')
+        for child in entries:
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:

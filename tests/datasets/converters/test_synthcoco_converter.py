@@ -180,9 +180,14 @@ def test_refuses_a_non_empty_out_unless_forced(converted, kitti_root):
     out, _ = converted
     with pytest.raises(FileExistsError, match='--force'):
         create_synthcoco(str(kitti_root), str(out))
-    (out / 'stale.txt').write_text('left from an earlier run')
+    (out / 'annotations' / 'instances_old.json').write_text('left from an earlier run')
     create_synthcoco(str(kitti_root), str(out), force=True)
-    assert not (out / 'stale.txt').exists()
+    assert not (out / 'annotations' / 'instances_old.json').exists()
+    # --force replaces only the converter's own output: a folder holding anything else is refused, untouched.
+    (out / 'notes.txt').write_text('a file of the user')
+    with pytest.raises(FileExistsError, match='notes.txt.*does not write'):
+        create_synthcoco(str(kitti_root), str(out), force=True)
+    assert (out / 'notes.txt').read_text() == 'a file of the user' and (out / 'annotations').is_dir()
     with pytest.raises(ValueError, match='must not be'):
         create_synthcoco(str(kitti_root), str(kitti_root.parent), force=True)
 
