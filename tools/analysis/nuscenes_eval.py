@@ -16,6 +16,8 @@ import os
 import os.path as osp
 import tempfile
 
+from nuscenes import NuScenes
+
 from perception.evaluation.metrics.nuscenes_metric import nuscenes_evaluate
 
 
@@ -34,8 +36,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
-    from nuscenes import NuScenes
-
     args = parse_args(argv)
     nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=False)
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,6 +17,9 @@ needs. Differences from mmdet3d, all deliberate:
   ``height`` and ``width``; per instance ``instance_token``; in ``metainfo`` the ``split`` name (the metric's
   default evaluation set).
 
+nuscenes-devkit (and mmdet3d's helpers that import it) are imported where used: importing ``perception.datasets``
+should not load the devkit and its plotting dependencies.
+
 Matrices are 4x4 nested lists of float32 values and timestamps are seconds, as in mmdet3d's files; ``cam2img`` is
 the 3x3 intrinsics. Boxes (``bbox_3d``) are ``x, y, z, l, w, h, yaw`` in the LiDAR frame with the gravity centre,
 velocities ``vx, vy`` in the LiDAR frame (NaN where the devkit has no velocity, as in mmdet3d's files).

@@ -23,6 +23,10 @@ import numpy as np
 from mmdet3d.evaluation.metrics import NuScenesMetric as MMDet3DNuScenesMetric
 from mmdet3d.structures import LiDARInstance3DBoxes
 from mmengine.logging import MMLogger, print_log
+from nuscenes import NuScenes
+from nuscenes.eval.common.config import config_factory
+from nuscenes.eval.detection.evaluate import DetectionEval
+from nuscenes.utils.splits import get_scenes_of_split, is_predefined_split
 
 from perception.fileio import InvalidInputError
 from perception.registry import METRICS
@@ -61,8 +65,6 @@ def eval_set_sample_tokens(nusc, eval_set: str, split_file: Optional[str] = None
     Raises ValueError for a predefined split on a version it does not belong to (the devkit only asserts) and for
     a split that is not defined.
     """
-    from nuscenes.utils.splits import get_scenes_of_split, is_predefined_split
-
     if is_predefined_split(eval_set):
         suffix = PREDEFINED_SPLIT_VERSIONS.get(eval_set)
         if suffix and not nusc.version.endswith(suffix):
@@ -174,9 +176,6 @@ def nuscenes_evaluate(result_path: str, nusc, eval_set: str, output_dir: str,
         The devkit's ``metrics_summary.json`` (``mean_ap``, ``nd_score``, ``tp_errors``, ``label_aps`` with string
         distance keys, ...).
     """
-    from nuscenes.eval.common.config import config_factory
-    from nuscenes.eval.detection.evaluate import DetectionEval
-
     cfg = config_factory(config)
     eval_tokens = eval_set_sample_tokens(nusc, eval_set, split_file)
     check_results(load_results(result_path), result_path, eval_tokens, {s['token'] for s in nusc.sample},
@@ -284,7 +283,6 @@ class NuScenesMetric(MMDet3DNuScenesMetric):
             if self.format_only:
                 logger.info(f'nuScenes results written to {result_path}')
                 return {}
-            from nuscenes import NuScenes
             nusc = NuScenes(version=self.version, dataroot=self.data_root, verbose=False)
             print_log(f'nuScenes evaluation of {len(results)} samples on {self.version} / {self.resolved_eval_set}',
                       logger)
