@@ -20,7 +20,7 @@ import argparse
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config

@@ -62,7 +62,8 @@ def run(official_models, shared_dir, fixture_dir):
                 raw = detector.raw_outputs(head_inputs, [meta])
                 last = {key: raw[key][-1] for key in ('cls_scores', 'boxes', 'dims', 'angles', 'depths')}
                 results_3d, results_2d = detector.bbox_head.predict_by_feat(last, [meta], head_inputs['img_size'])
-            cache[model] = detector, official_outputs(raw, detector.dataset_meta['classes']), results_3d[0], results_2d[0]
+            outputs = official_outputs(raw, detector.dataset_meta['classes'])
+            cache[model] = detector, outputs, results_3d[0], results_2d[0]
         return cache[model]
 
     return get
@@ -151,14 +152,16 @@ def test_converter_names_unexpected_missing_and_untied_keys(official_models, par
                 parity_state_dict(shared_dir / f'oracles/parity/shapes/{model}_shapes.json', 0).items()}
 
     def convert(state_dict):  # the machinery lives in monodetr_official.py, which monodgp_official.py imports
-        return parity_converter('monodetr').convert_state_dict(state_dict, model_state, rules, unused, aliases,
-                                            detector.dataset_meta['classes'], depth_bins, source='ckpt.pth')
+        return parity_converter('monodetr').convert_state_dict(
+            state_dict, model_state, rules, unused, aliases, detector.dataset_meta['classes'], depth_bins,
+            source='ckpt.pth')
 
     converted = convert(official)
     assert list(converted) == list(model_state)
     with pytest.raises(KeyError, match=r'unexpected keys \[.extra\.weight'):
         convert({**official, 'extra.weight': torch.zeros(1)})
-    with pytest.raises(KeyError, match=r'missing keys \[.input_proj\.0\.0\.weight \(for neck\.convs\.0\.conv\.weight\)'):
+    missing = r'missing keys \[.input_proj\.0\.0\.weight \(for neck\.convs\.0\.conv\.weight\)'
+    with pytest.raises(KeyError, match=missing):
         convert({k: v for k, v in official.items() if k != 'input_proj.0.0.weight'})
     alias = next(k for k in official if k.endswith('decoder.bbox_embed.0.layers.0.bias'))
     with pytest.raises(KeyError, match=f'{alias} \\(tied to bbox_embed.0.layers.0.bias\\)'):
@@ -193,8 +196,8 @@ def test_tools_test_writes_the_official_rows(official_checkpoints, official_conf
     repo = Path(__file__).resolve().parents[3]
     env = dict(os.environ, PYTHONPATH=f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     proc = subprocess.run(
-        [sys.executable, 'tools/test.py', str(official_configs[model]), str(official_checkpoints(model)[1]), '--format-only',
-         '--out-dir', str(out), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+        [sys.executable, 'tools/test.py', str(official_configs[model]), str(official_checkpoints(model)[1]),
+         '--format-only', '--out-dir', str(out), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
          f'test_dataloader.dataset.data_root={root}/', 'test_dataloader.num_workers=0',
          'test_dataloader.persistent_workers=False'],
         cwd=repo, env=env, capture_output=True, text=True, timeout=600)
@@ -204,3 +207,18 @@ def test_tools_test_writes_the_official_rows(official_checkpoints, official_conf
     assert names == expected_names
     # columns after truncated and occluded (which the official tester writes as 0.0 0, the project as -1 -1)
     np.testing.assert_allclose(rows[:, 2:], expected[:, 2:], rtol=0, atol=0.005 + ROW_ATOL)
+
+
+def test_converter_reads_both_official_formats(parity_converter, tmp_path):
+    """The official trainer's ``{'model_state': ...}`` and a bare state dict give the same weights; anything
+    else is refused naming the file."""
+    converter = parity_converter('monodetr')
+    state_dict = {'query_embed.weight': torch.arange(6.).view(2, 3), 'label_enc.weight': torch.ones(2)}
+    torch.save({'model_state': state_dict, 'epoch': 195, 'best_result': np.float64(20.8)}, tmp_path / 'trainer.pth')
+    torch.save(state_dict, tmp_path / 'bare.pth')
+    for name in ('trainer.pth', 'bare.pth'):
+        read = converter.read_official(str(tmp_path / name))
+        assert list(read) == list(state_dict) and all(torch.equal(read[k], v) for k, v in state_dict.items())
+    torch.save({'model_state': [1, 2]}, tmp_path / 'other.pth')
+    with pytest.raises(ValueError, match='other.pth: expected an official checkpoint'):
+        converter.read_official(str(tmp_path / 'other.pth'))
