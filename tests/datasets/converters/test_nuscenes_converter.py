@@ -371,3 +371,12 @@ def test_create_data_cli_on_the_synthetic_world(tmp_path):
     # Projected boxes are clipped to the 160x90 images, not to 1600x900.
     boxes = np.array([inst['bbox'] for cam in CAMERAS for inst in sample['cam_instances'][cam]])
     assert len(boxes) and boxes[:, [0, 2]].max() <= 160 and boxes[:, [1, 3]].max() <= 90
+
+
+def test_official_versions_use_the_official_splits(tmp_path):
+    mini = resolve_splits(str(tmp_path), 'v1.0-mini')
+    assert {out: (split, len(scenes)) for out, (split, scenes) in mini.items()} == {
+        'train': ('mini_train', 8), 'val': ('mini_val', 2)}
+    trainval = resolve_splits(str(tmp_path), 'v1.0-trainval')
+    assert len(trainval['train'][1]) == 700 and len(trainval['val'][1]) == 150
+    assert list(resolve_splits(str(tmp_path), 'v1.0-test')) == ['test']
