@@ -53,9 +53,11 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
       -w "$WHEELS" mmcv==2.1.0
     MMCV_WHL="$(ls "$WHEELS"/mmcv-2.1.0-*.whl | head -n1)"
   fi
-  log "installing the pinned OpenMMLab stack"
+  # diffusers/transformers (requirements/optional.txt) come only now that the mmcv wheel exists: the
+  # setuptools they may pull has no pkg_resources, which mmcv's build needs.
+  log "installing the pinned OpenMMLab stack and the diffusion-model libraries"
   "${PIP[@]}" install "${PIP_OPTS[@]}" "$MMCV_WHL" -r "$ROOT/requirements/runtime.txt" \
-    -r "$ROOT/requirements/tests.txt"
+    -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/optional.txt"
   # pip may have pulled a newer setuptools back in through a dependency: keep the build one.
   "${PIP[@]}" install "${PIP_OPTS[@]}" 'setuptools<70' 2>&1 | grep -v "dependency conflicts\|requires setuptools\|resolver does not" || true
   echo "$WANT" > "$STAMP"
