@@ -10,10 +10,11 @@ The inferencer has the shape of mmdet's ``DetInferencer`` (preprocess: frames to
 postprocess: the writers; keyword arguments dispatched to the step that takes them), except that calling it
 returns a generator: a result leaves as soon as its frame is finished, and nothing holds the whole video.
 
-**Two kinds of models, one interface.** A model declares how it consumes a video with a :class:`VideoWindow`
-(``window`` frames per call, ``stride`` new frames per call after the first, the ``context`` last finished
-frames given back with each later call). The inferencer holds only the frames of the current window and the
-context. A windowed temporal model (ChronoDepth: window 10, stride 5, context 5) implements
+**Two kinds of models, one interface.** A model declares how it consumes a video with a plain tuple
+``video_window = (window, stride, context)`` (read as a :class:`VideoWindow`: ``window`` frames per call,
+``stride`` new frames per call after the first, the ``context`` last finished frames given back with each later
+call; a tuple, so that models need not import this module). The inferencer holds only the frames of the current
+window and the context. A windowed temporal model (ChronoDepth: window 10, stride 5, context 5) implements
 :class:`WindowedDepthModel`. A per-frame depth model of this toolbox (TiO-Depth: ``predict`` fills
 ``pred_depth``) declares nothing and runs through :class:`PerFrameDepthAdapter`, window 1, in batches of
 ``batch_size`` frames, through its config's test pipeline.
@@ -28,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -36,11 +37,12 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.utils import ProgressBar
 from torch import nn
 
 from perception.datasets.kitti_raw import load_kitti_raw_calib
+from perception.engine import load_weights, register_checkpoint_loader
 from perception.evaluation.depth.functional import fit_scale_shift, resize_depth
 from perception.fileio import InvalidInputError, atomic_write
 from perception.fileio.depth import MAX_PNG_DEPTH, write_depth_png
@@ -72,19 +74,17 @@ class VideoWindow(NamedTuple):
 PER_FRAME = VideoWindow(1, 1, 0)
 
 
-class WindowedDepthModel:
-    """What a windowed temporal depth model provides (documentation of the protocol; models need not inherit).
+class WindowedDepthModel(Protocol):
+    """What a windowed temporal depth model provides.
 
     Attributes:
-        video_window: its :class:`VideoWindow`.
-        video_metric: True when its depth is in metres, False for relative (affine-invariant) depth.
-    """
-    video_window: VideoWindow
-    video_metric: bool = False
+        video_window: ``(window, stride, context)``, see :class:`VideoWindow`.
+        video_metric: True when its depth is in metres; absent or False for relative (affine-invariant) depth.
 
-    def video_input_size(self, height: int, width: int) -> Tuple[int, int]:
-        """(h, w) the model needs for frames of (height, width); the outputs are resized back."""
-        return height, width
+    It may also define ``video_input_size(height, width) -> (h, w)``, the size it needs for frames of
+    (height, width) (default: their own); its outputs are resized back to the frames' size.
+    """
+    video_window: Tuple[int, int, int]
 
     def predict_window(self, images: torch.Tensor, num_context: int, context_depths: Optional[torch.Tensor],
                        state: Any) -> Tuple[torch.Tensor, Any]:
@@ -99,7 +99,6 @@ class WindowedDepthModel:
         Returns:
             (T - num_context, h, w) depths of the new frames, and the state for the next call.
         """
-        raise NotImplementedError
 
 
 @dataclass
@@ -271,6 +270,7 @@ class PerFrameDepthAdapter:
         self.model = model
         self.config_name = cfg.filename or 'the config'
         steps = [step for step in cfg.test_dataloader.dataset.pipeline if not self._loads(step)]
+        # TiO-Depth's pipelines carry the partner view under 'stereo_img' through every step.
         self.pairs = 'stereo_img' in repr(cfg.test_dataloader.dataset.pipeline)
         self.pipeline = Compose(steps)
         self.needs_partner = tuple(getattr(model, 'test_out_modes', ('mono', )))[:1] == ('stereo', )
@@ -409,7 +409,8 @@ class VideoDepthInferencer:
     Args:
         model: a config file, a :class:`Config` or a built model (a per-frame depth model of this toolbox
             with its ``cfg``, or a :class:`WindowedDepthModel`).
-        checkpoint: local checkpoint to load; it must fit the model exactly (else an error names it).
+        checkpoint: local checkpoint to load; it must fit the model exactly (else an error names it and lists
+            the keys; ``cfg_options={'load_strict': False}`` loads what fits, on purpose, as ``init_model``).
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'`` ...
         cfg_options: overrides merged into the config.
         show_progress: a progress bar with frames/s on stderr.
@@ -425,16 +426,13 @@ class VideoDepthInferencer:
             if cfg_options:
                 raise ValueError('cfg_options apply to a config, not to a built model')
             if checkpoint is not None:
-                self._load(model, checkpoint, type(model).__name__)
+                register_checkpoint_loader()
+                load_weights(model, _load_checkpoint(checkpoint, map_location='cpu'), checkpoint, strict=True)
             model = model.to(device).eval()
             if getattr(model, 'cfg', None) is not None:
                 init_default_scope(model.cfg.get('default_scope', 'perception'))
         else:
-            name = str(model) if isinstance(model, (str, Path)) else (model.filename or 'the config')
-            model = init_model(model, None, 'cpu', cfg_options)
-            if checkpoint is not None:
-                self._load(model, checkpoint, name)
-            model = model.to(device).eval()
+            model = init_model(model, checkpoint, device, cfg_options)
         self.model = model
         self.device = device
         self.show_progress = show_progress
@@ -442,15 +440,6 @@ class VideoDepthInferencer:
         self.adapter = PerFrameDepthAdapter(model) if window is None else None
         self.window = (window or PER_FRAME)
         self.window = VideoWindow(*self.window).check()
-
-    @staticmethod
-    def _load(model: nn.Module, checkpoint: str, name: str) -> None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'{checkpoint}: no such checkpoint file')
-        try:
-            load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-        except RuntimeError as error:
-            raise InvalidInputError(f'{checkpoint} does not fit the model of {name}: {error}') from None
 
     def _dispatch_kwargs(self, **kwargs) -> Tuple[Dict, Dict, Dict, Dict]:
         known = self.preprocess_kwargs | self.forward_kwargs | self.visualize_kwargs | self.postprocess_kwargs

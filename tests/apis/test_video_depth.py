@@ -197,6 +197,13 @@ def test_per_frame_tiodepth_batches_and_calibration(tiny_tiodepth, tmp_path, sha
     calib = open_frames(drive)
     ratio = calib.cam2img[0, 0] * 64 / 80 * calib.baseline / tiny_tiodepth.model.focal_baseline
     assert np.allclose(metric[1].depth, relative[1].depth * ratio, rtol=1e-4)
+    # The binocular output reads the partner view: shifting it changes the depth, the left view alone does not.
+    torch.manual_seed(0)
+    stereo = VideoDepthInferencer(CONFIG, cfg_options=dict(TINY, **{'model.test_out_modes': ['stereo']}),
+                                  show_progress=False)
+    first = next(iter(stereo(drive)))
+    cv2.imwrite(str(drive / 'image_03' / 'data' / '0000000000.png'), np.zeros((30, 80, 3), np.uint8))
+    assert first.metric and not np.allclose(next(iter(stereo(drive))).depth, first.depth)
 
 
 def test_writers_round_trip(tiny_tiodepth, tmp_path):
@@ -263,7 +270,7 @@ def test_model_config_mismatch_names_the_files(tmp_path, tiny_tiodepth):
     other.model.decoder_channels = (8, 16, 32, 32)
     ckpt = tmp_path / 'other.pth'
     torch.save({'state_dict': VideoDepthInferencer(other, show_progress=False).model.state_dict()}, ckpt)
-    with pytest.raises(ValueError, match='other.pth does not fit the model of .*synthkittiraw-depth.py'):
+    with pytest.raises(ValueError, match='other.pth does not fit the model TiODepth'):
         VideoDepthInferencer(CONFIG, str(ckpt))
     stereo = VideoDepthInferencer(CONFIG, cfg_options=dict(TINY, **{'model.test_out_modes': ['stereo']}))
     _write_video(tmp_path / 'clip.mp4', 3)
