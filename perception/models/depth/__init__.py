@@ -9,3 +9,6 @@ __all__ = [
     'HorizontalFlip', 'Hue', 'PhotometricTransform', 'ResizeAndCrop', 'ResizeAndPad', 'Rotate', 'Saturation',
     'Warp', 'TiODepth'
 ]
+from .chronodepth import ChronoDepth  # noqa: E402
+
+__all__ += ['ChronoDepth']
