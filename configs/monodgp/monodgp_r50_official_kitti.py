@@ -64,9 +64,10 @@ test_evaluator = val_evaluator
 # training: the official KITTI dataset reads the label file's 2D boxes and P2's projections as coordinates
 # from the image's edge (pixel centres at 0.5) and divides P2's projection of the 3D centre by z instead of
 # z + t_z (its depth target is z); it trains the 3-class head on cars alone (writelist) and leaves out
-# KITTI's 'UnKnown' level (box height + 1 < 25 px, truncation > 0.5 or occlusion > 2); default: pixel
+# KITTI's 'UnKnown' level (box height + 1 < 25 px, truncation > 0.5 or occlusion > 2); its region target
+# also paints the objects whose projected centre falls outside the image or their box; default: pixel
 # centres at integers (KITTI's convention), the exact projection and depth of the centre, every chosen class
-# and level
+# and level, the region target of the objects trained on
 load_pipeline = [
     dict(type='LoadImageMono3D', backend_args=_base_.backend_args),
     dict(type='LoadAnnotationsMono3D', official_centers=True, edge_coordinates=True),
@@ -75,6 +76,8 @@ train_pipeline = [
     *load_pipeline,
     *_base_.train_pipeline[2:4],
     dict(_base_.train_pipeline[4], load_pipeline=load_pipeline),
-    *_base_.train_pipeline[5:],
+    _base_.train_pipeline[5],
+    dict(_base_.train_pipeline[6], region_bboxes=True),
+    _base_.train_pipeline[7],
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline, ann_classes=['Car'], drop_unknown_level=True))

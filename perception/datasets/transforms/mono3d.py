@@ -271,18 +271,25 @@ class FilterMono3DInstances(BaseTransform):
         center_in_image: drop objects whose projected 3D centre lies outside the image.
         center_in_box: drop objects whose projected 3D centre lies outside their 2D box (MonoDETR regresses the
             box as distances l, r, t, b from that centre, which must be non-negative).
+        region_bboxes: also record, as ``gt_region_bboxes`` (N', 4), the 2D boxes of the objects within the depth
+            bounds, before the centre filters: the official MonoDGP paints its region target with them (the
+            region head reads them, :func:`perception.models.dense_heads.region_seg_head.region_boxes`); without
+            them the region target is made of the objects kept.
     """
 
     def __init__(self, min_depth: float = 2.0, max_depth: float = 65.0, center_in_image: bool = True,
-                 center_in_box: bool = True) -> None:
+                 center_in_box: bool = True, region_bboxes: bool = False) -> None:
         self.min_depth = min_depth
         self.max_depth = max_depth
         self.center_in_image = center_in_image
         self.center_in_box = center_in_box
+        self.region_bboxes = region_bboxes
 
     def transform(self, results: dict) -> dict:
         depths, centers, boxes = results['depths'], results['centers_2d'], results['gt_bboxes']
         keep = (depths >= self.min_depth) & (depths <= self.max_depth)
+        if self.region_bboxes:
+            results['gt_region_bboxes'] = boxes[keep]
         if self.center_in_image:
             height, width = results['img_shape']
             # pixel centres 0 .. W - 1 cover [-0.5, W - 0.5)
@@ -298,19 +305,22 @@ class FilterMono3DInstances(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(min_depth={self.min_depth}, max_depth={self.max_depth}, '
-                f'center_in_image={self.center_in_image}, center_in_box={self.center_in_box})')
+                f'center_in_image={self.center_in_image}, center_in_box={self.center_in_box}, '
+                f'region_bboxes={self.region_bboxes})')
 
 
 @TRANSFORMS.register_module()
 class PackMono3DInputs(Pack3DDetInputs):
     """mmdet3d's ``Pack3DDetInputs`` whose default keys and meta keys are those of a monocular model: no stale
-    LiDAR matrices after augmentation, and ``frame_id``, the KITTI frame number (``KittiMono3DDataset``)."""
+    LiDAR matrices after augmentation, ``frame_id``, the KITTI frame number (``KittiMono3DDataset``), and
+    ``gt_region_bboxes`` where :class:`FilterMono3DInstances` records them."""
 
     def __init__(self,
                  keys: Sequence[str] = ('img', 'gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d',
                                         'centers_2d', 'depths'),
                  meta_keys: Sequence[str] = ('img_path', 'ori_shape', 'img_shape', 'cam2img', 'ori_cam2img',
                                              'img_aug_matrix', 'scale_factor', 'crop_scale', 'flip',
-                                             'flip_direction', 'box_mode_3d', 'box_type_3d', 'frame_id')
+                                             'flip_direction', 'box_mode_3d', 'box_type_3d', 'frame_id',
+                                             'gt_region_bboxes')
                  ) -> None:
         super().__init__(keys=tuple(keys), meta_keys=tuple(meta_keys))

@@ -66,6 +66,15 @@ def region_targets(batch_bboxes: Sequence[Tensor], img_size: Tuple[int, int],
             for size in level_sizes]
 
 
+def region_boxes(data_sample) -> Tensor:
+    """(N, 4) 2D boxes (input pixels) of a data sample's region target: the ``gt_region_bboxes`` that
+    :class:`perception.datasets.transforms.FilterMono3DInstances` records (the official MonoDGP's), else the
+    boxes of ``gt_instances``."""
+    if 'gt_region_bboxes' in data_sample.metainfo:
+        return torch.as_tensor(data_sample.metainfo['gt_region_bboxes'], dtype=torch.float32)
+    return data_sample.gt_instances.bboxes
+
+
 @MODELS.register_module()
 class RegionSegHead(BaseModule):
     """MonoDGP's region segmentation head: a foreground probability per feature level.

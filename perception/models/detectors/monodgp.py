@@ -28,6 +28,7 @@ from typing import Dict, List
 from mmdet3d.structures import Det3DDataSample
 from torch import Tensor
 
+from perception.models.dense_heads.region_seg_head import region_boxes
 from perception.registry import MODELS
 from .monodetr import MonoDETR
 
@@ -78,7 +79,7 @@ class MonoDGP(MonoDETR):
         region_probs = head_inputs_dict.pop('region_probs')
         losses = self.bbox_head.loss(**head_inputs_dict, batch_data_samples=batch_data_samples,
                                      num_groups=self.num_groups)
-        losses.update(self.region_head.loss(region_probs, [sample.gt_instances.bboxes for sample in batch_data_samples],
+        losses.update(self.region_head.loss(region_probs, [region_boxes(sample) for sample in batch_data_samples],
                                             head_inputs_dict['img_size']))
         return losses
 

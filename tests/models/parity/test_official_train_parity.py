@@ -18,14 +18,16 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
+from mmdet3d.structures import Det3DDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 from torch import nn
 
 from perception.apis import init_model
 from perception.datasets.converters.kitti_converter import create_kitti_infos
+from perception.datasets.transforms import FilterMono3DInstances
 from perception.models.dense_heads.monodetr_head import query_instances
-from perception.models.dense_heads.region_seg_head import region_targets
+from perception.models.dense_heads.region_seg_head import region_boxes, region_targets
 from perception.models.losses import encode_heading
 from perception.models.task_modules import boxes6d_to_xyxy
 from perception.registry import DATASETS, MODELS
@@ -129,7 +131,7 @@ def test_official_targets_from_the_label_file(name, kitti_root, official_configs
     if name == 'monodgp':
         losses = np.load(fixture_dir(name) / 'losses.npz')
         sizes = [losses[f'region_gt_resized{i}'].shape[-2:] for i in range(4)]
-        targets = region_targets([sample.gt_instances.bboxes], IMG_SIZE, sizes, cfg.model.region_head.truncate_boxes)
+        targets = region_targets([region_boxes(sample)], IMG_SIZE, sizes, cfg.model.region_head.truncate_boxes)
         for i, target in enumerate(targets):
             np.testing.assert_allclose(target.numpy(), losses[f'region_gt_resized{i}'], rtol=0, atol=TARGET_ATOL)
 
@@ -148,6 +150,19 @@ def test_official_filters_leave_out_unknown_level_and_other_classes(kitti_root):
     assert num_objects(ann_classes=['Pedestrian', 'Cyclist']) == 0
     with pytest.raises(ValueError, match='Truck'):
         num_objects(ann_classes=['Truck'])
+
+
+def test_region_boxes_keep_the_objects_of_the_centre_filters():
+    """The official region target paints the objects within the depth bounds whose projected centre falls
+    outside the image or their box, which are not trained on."""
+    boxes = np.array([[10, 10, 50, 50], [0, 0, 30, 30], [60, 10, 90, 50]], dtype=np.float32)
+    results = dict(gt_bboxes=boxes, centers_2d=np.array([[30, 30], [-3, 10], [70, 30]], dtype=np.float32),
+                   depths=np.array([10, 10, 80], dtype=np.float32), img_shape=(64, 128))
+    results = FilterMono3DInstances(region_bboxes=True).transform(results)
+    np.testing.assert_array_equal(results['gt_bboxes'], boxes[:1])
+    np.testing.assert_array_equal(results['gt_region_bboxes'], boxes[:2])
+    sample = Det3DDataSample(metainfo=dict(gt_region_bboxes=results['gt_region_bboxes']))
+    np.testing.assert_array_equal(region_boxes(sample).numpy(), boxes[:2])
 
 
 # ------------------------------------------------------------------ matching and losses on the official outputs
