@@ -23,7 +23,6 @@ import os
 import os.path as osp
 import re
 import sys
-import tempfile
 import warnings
 from collections import deque
 from dataclasses import dataclass
@@ -340,10 +339,10 @@ class _VideoWriter:
         self.path, self.fps, self.depth_range, self.range_frames = path, fps, depth_range, range_frames
         self.pending: List[Tuple[np.ndarray, np.ndarray]] = []
         self.writer: Optional[cv2.VideoWriter] = None
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp.mp4',
-                                        dir=osp.dirname(osp.abspath(path)))
-        os.close(fd)
+        folder = osp.dirname(osp.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        # OpenCV creates the file (with the usual mode) and picks the container from the extension.
+        self.tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.tmp.mp4')
 
     def add(self, image: np.ndarray, depth: np.ndarray) -> None:
         if self.depth_range is None:

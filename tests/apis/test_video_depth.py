@@ -222,6 +222,8 @@ def test_writers_round_trip(tiny_tiodepth, tmp_path):
         count += 1
     assert count == 6
     assert sorted(os.listdir(out)) == ['clip_depth.mp4', 'depth_npy', 'depth_png16']
+    mode = os.stat(out / 'clip_depth.mp4').st_mode & 0o777
+    assert mode == os.stat(out / 'depth_npy' / '000000.npy').st_mode & 0o777 == 0o666 & ~_umask()
 
 
 @pytest.mark.slow
@@ -234,6 +236,12 @@ def test_cli_writes_one_depth_per_frame_and_an_mp4(tmp_path):
               'npy,video', '--cfg-options', 'test_dataloader.dataset.pipeline.2.transforms.0.scale=(64,32)'])
     assert len(os.listdir(tmp_path / 'out' / 'depth_npy')) == 5
     assert cv2.VideoCapture(str(tmp_path / 'out' / 'clip_depth.mp4')).get(cv2.CAP_PROP_FRAME_COUNT) == 5
+
+
+def _umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 # ---------------------------------------------------------------------------------------------- bad inputs
