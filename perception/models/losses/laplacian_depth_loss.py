@@ -59,5 +59,5 @@ class LaplacianDepthLoss(nn.Module):
             reduction_override: replaces ``reduction`` for this call.
         """
         reduction = reduction_override or self.reduction
-        return self.loss_weight * laplacian_depth_loss(pred, target, weight, reduction=reduction,
-                                                       avg_factor=avg_factor, log_variance=log_variance, scale=self.scale)
+        return self.loss_weight * laplacian_depth_loss(pred, target, weight, reduction=reduction, avg_factor=avg_factor,
+                                                       log_variance=log_variance, scale=self.scale)

@@ -28,7 +28,7 @@ from perception.datasets.converters.kitti_converter import create_kitti_infos
 from perception.datasets.transforms import FilterMono3DInstances
 from perception.models.dense_heads.monodetr_head import query_instances
 from perception.models.dense_heads.region_seg_head import region_boxes, region_targets
-from perception.models.losses import encode_heading
+from perception.models.losses import build_ddn_target, encode_heading
 from perception.models.task_modules import boxes6d_to_xyxy
 from perception.registry import DATASETS, MODELS
 from perception.testing.parity import OFFICIAL_CLASSES, official_outputs
@@ -246,20 +246,54 @@ def test_official_depth_map_and_region_targets(step):
             np.testing.assert_allclose(target.numpy(), losses[f'region_gt_resized{i}'], rtol=0, atol=TARGET_ATOL)
 
 
-def test_official_loss_terms_and_total(step):
-    head = build_head(step['model_cfg'])
+def losses_of_official_outputs(step, model_cfg: Config) -> dict:
+    """The losses of ``model_cfg``'s heads on the official training outputs and targets."""
+    head = build_head(model_cfg)
     train_outputs = step['train_outputs']
     batch_gt = [official_targets(step['targets'])]
     depth_logits = torch.from_numpy(train_outputs['pred_depth_map_logits'])
-    if step['name'] == 'monodgp':
-        losses = head.loss_by_feat(head_outputs(train_outputs), depth_logits, batch_gt, IMG_SIZE, NUM_GROUPS,
-                                   outputs_2d=head_outputs_2d(train_outputs))
-        region_probs = [torch.from_numpy(train_outputs[f'pred_region_prob{i}']) for i in range(4)]
-        losses.update(MODELS.build(step['model_cfg'].region_head).loss(region_probs, [batch_gt[0].pixel_bboxes],
-                                                                       IMG_SIZE))
-    else:
-        losses = head.loss_by_feat(head_outputs(train_outputs), depth_logits, batch_gt, IMG_SIZE, NUM_GROUPS)
-    assert_losses_equal(losses, step['losses'])
+    if step['name'] == 'monodetr':
+        return head.loss_by_feat(head_outputs(train_outputs), depth_logits, batch_gt, IMG_SIZE, NUM_GROUPS)
+    losses = head.loss_by_feat(head_outputs(train_outputs), depth_logits, batch_gt, IMG_SIZE, NUM_GROUPS,
+                               outputs_2d=head_outputs_2d(train_outputs))
+    region_probs = [torch.from_numpy(train_outputs[f'pred_region_prob{i}']) for i in range(4)]
+    losses.update(MODELS.build(model_cfg.region_head).loss(region_probs, [batch_gt[0].pixel_bboxes], IMG_SIZE))
+    return losses
+
+
+def test_official_loss_terms_and_total(step):
+    assert_losses_equal(losses_of_official_outputs(step, step['model_cfg']), step['losses'])
+
+
+# each official constant of the criterion, the project's default in its place, and the term it moves (by more
+# than the 1e-6 relative that the float32 recomputations of the official terms agree within)
+LOSS_SWITCHES = [
+    ('loss_depth', {'bbox_head.loss_depth.scale': math.sqrt(2)}),
+    ('loss_depth_map', {'bbox_head.loss_depth_map.one_hot_eps': 0.}),
+    ('loss_region', {'region_head.truncate_boxes': False}),
+]
+
+
+def test_each_official_loss_switch_is_needed(step):
+    official_losses = losses_of_official_outputs(step, step['model_cfg'])
+    for term, default in LOSS_SWITCHES:
+        if term not in official_losses:  # MonoDETR has no region head
+            continue
+        official = float(step['losses'][f'weighted_{term}'])
+        assert float(official_losses[term]) == pytest.approx(official, rel=1e-6), term
+        model_cfg = Config(step['model_cfg'].to_dict())
+        model_cfg.merge_from_dict(default)
+        assert float(losses_of_official_outputs(step, model_cfg)[term]) != pytest.approx(official, rel=5e-6), term
+
+
+def test_official_depth_map_slices_drop_boxes_with_a_negative_corner():
+    """A box from cell -1 paints nothing with the official Python slices ([-1:3] is empty), cells 0-2 clipped."""
+    boxes, depths = torch.tensor([[-0.5, 2., 2.5, 4.]]), torch.tensor([10.])
+    official_map, official_mask = build_ddn_target(boxes, depths, (6, 8), clip_boxes=False)
+    assert not official_mask.any() and not official_map.any()
+    depth_map, mask = build_ddn_target(boxes, depths, (6, 8))
+    assert mask.sum() == 6 and mask[2:4, :3].all()
+    assert (depth_map[mask] == 10).all()
 
 
 # ---------------------------------------------------------------------------------------------- the whole step
