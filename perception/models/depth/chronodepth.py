@@ -180,7 +180,8 @@ class ChronoDepth(BaseModel):
         # scaled_dot_product_attention everywhere (the official code asks for xformers).
         self.unet.set_attn_processor(AttnProcessor2_0())
         self.vae.set_attn_processor(AttnProcessor2_0())
-        self.scheduler = _euler_scheduler()(**scheduler)
+        with torch.device('cpu'):  # the scheduler's tables stay on the CPU, also when built on 'meta'
+            self.scheduler = _euler_scheduler()(**scheduler)
         self.register_buffer('image_embedding', torch.zeros(1, self.unet.config.cross_attention_dim))
         self.num_inference_steps = num_inference_steps
         self.n_tokens, self.chunk_size, self.sigma_epsilon = n_tokens, chunk_size, sigma_epsilon

@@ -1,0 +1,32 @@
+# TinySVD: a ChronoDepth small enough to train on the CPU (a 2-level spatio-temporal UNet of 32/64 channels,
+# a 4-level VAE of 32 channels, 1.7 M parameters in all) for the synthetic KITTI raw drives
+# (`python tools/create_data.py synthetic-kitti-raw --out data/synthkitti_raw`). Stages: 'vae' (stage 0, the
+# VAE learns to reconstruct frames and depth maps), then 'spatial', then 'temporal' (--cfg-options
+# model.train_stage=...; load_from the previous stage's checkpoint).
+_base_ = ['./chronodepth_svd_official.py']
+
+model = dict(
+    unet=dict(
+        _delete_=True,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=('CrossAttnDownBlockSpatioTemporal', 'DownBlockSpatioTemporal'),
+        up_block_types=('UpBlockSpatioTemporal', 'CrossAttnUpBlockSpatioTemporal'),
+        block_out_channels=(32, 64),
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=24,
+        layers_per_block=1,
+        cross_attention_dim=32,
+        num_attention_heads=(2, 4),
+        num_frames=10),
+    vae=dict(block_out_channels=(32, 32, 32, 32), layers_per_block=1, sample_size=64),
+    max_res=320,
+    seed=0,
+    train_stage='spatial')
+
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01),
+                     clip_grad=dict(max_norm=1.0))
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=4000, val_interval=1000)
+param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200)]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000),
+                     logger=dict(type='LoggerHook', interval=50))
