@@ -1,5 +1,5 @@
-from .checkpoint import (UnsafeCheckpointError, check_state_dict, find_resumable_checkpoint, load_from_local, load_weights,
-                         register_checkpoint_loader, verify_checksum, write_checksum)
+from .checkpoint import (UnsafeCheckpointError, check_state_dict, find_resumable_checkpoint, load_from_local,
+                         load_weights, register_checkpoint_loader, verify_checksum, write_checksum)
 from .cli import build_runner, config_parser, load_config
 from .ddp import DeviceAgnosticDDP, init_cpu_process_group, setup_distributed
 from .optim_wrapper import CPUAmpOptimWrapper

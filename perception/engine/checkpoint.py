@@ -174,7 +174,8 @@ def register_checkpoint_loader(verify: bool = True) -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=loader, force=True)
 
 
-def state_dict_mismatch(model: nn.Module, state_dict: Dict[str, torch.Tensor]) -> Tuple[List[str], List[str], List[str]]:
+def state_dict_mismatch(model: nn.Module,
+                        state_dict: Dict[str, torch.Tensor]) -> Tuple[List[str], List[str], List[str]]:
     """Keys of ``model`` absent from ``state_dict`` (BatchNorm's ``num_batches_tracked`` aside, as mmengine),
     keys of ``state_dict`` the model lacks, and shared keys whose shapes differ (``'key: (ckpt) vs (model)'``)."""
     own = model.state_dict()

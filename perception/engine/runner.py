@@ -1,5 +1,6 @@
 """The Runner of perception: mmengine's, with atomic verified checkpoints, weights-only loading that must fit
 the model, and exact resumption."""
+import os
 import os.path as osp
 import time
 
@@ -13,7 +14,8 @@ from mmengine.runner.utils import set_random_seed
 from perception.fileio import InvalidInputError, atomic_write
 from perception.fileio.atomic import remove_stale_temporaries
 from perception.registry import HOOKS, RUNNERS
-from .checkpoint import find_resumable_checkpoint, load_weights, register_checkpoint_loader, write_checksum
+from .checkpoint import (CHECKSUM_SUFFIX, find_resumable_checkpoint, load_weights, register_checkpoint_loader,
+                         write_checksum)
 
 
 @HOOKS.register_module()
@@ -110,3 +112,8 @@ class Runner(MMEngineRunner):
         write_checksum(target)
         for path in remove_stale_temporaries(out_dir, r'.+\.pth(\.sha256)?', older_than=start):
             self.logger.info(f'removed {path}, left by an interrupted save')
+        # CheckpointHook's max_keep_ckpts removes old checkpoints but not their .sha256.
+        for name in os.listdir(out_dir):
+            checkpoint = osp.join(out_dir, name[:-len(CHECKSUM_SUFFIX)])
+            if name.endswith('.pth' + CHECKSUM_SUFFIX) and not osp.exists(checkpoint):
+                os.remove(checkpoint + CHECKSUM_SUFFIX)

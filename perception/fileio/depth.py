@@ -59,5 +59,5 @@ def read_depth_png(path: PathLike) -> np.ndarray:
         raise InvalidInputError(f'{path}: not a readable image (truncated or corrupt PNG?)')
     if encoded.dtype != np.uint16 or encoded.ndim != 2:
         raise InvalidInputError(f'{path}: a KITTI depth PNG is single-channel uint16, got '
-                         f'{encoded.dtype} with shape {encoded.shape}')
+                                f'{encoded.dtype} with shape {encoded.shape}')
     return encoded.astype(np.float32) / DEPTH_SCALE

@@ -110,6 +110,7 @@ def test_demo_checks_its_output_folder_before_inference(tmp_path, monkeypatch):
 
     monkeypatch.setattr(demo, 'init_model', no_inference)
     out = tmp_path / 'missing' / 'frame.png'
-    monkeypatch.setattr(sys, 'argv', ['mono3d_demo.py', 'img.png', 'calib.txt', 'cfg.py', 'ckpt.pth', '--out', str(out)])
+    monkeypatch.setattr(sys, 'argv',
+                        ['mono3d_demo.py', 'img.png', 'calib.txt', 'cfg.py', 'ckpt.pth', '--out', str(out)])
     with pytest.raises(FileNotFoundError, match=f'--out {out}: the folder .*missing does not exist'):
         demo.main()

@@ -74,7 +74,7 @@ def load_prediction(path: str, gt_shape) -> np.ndarray:
     gt_aspect, pred_aspect = gt_shape[1] / gt_shape[0], pred.shape[1] / pred.shape[0]
     if abs(pred_aspect / gt_aspect - 1) > ASPECT_TOLERANCE:
         raise InvalidInputError(f'{path}: shape {pred.shape} does not match the ground truth {tuple(gt_shape)} '
-                         f'(aspect ratio {pred_aspect:.3f} vs {gt_aspect:.3f})')
+                                f'(aspect ratio {pred_aspect:.3f} vs {gt_aspect:.3f})')
     if not np.isfinite(pred).all():
         raise InvalidInputError(f'{path}: {int((~np.isfinite(pred)).sum())} NaN or infinite values')
     return pred.astype(np.float64)
@@ -96,10 +96,9 @@ def evaluate_folder(gt_dir: str, pred_dir: str, **protocol) -> Dict[str, float]:
                 per_image.append(evaluate_depth(pred, gt, **protocol))
             for warning in caught:
                 warnings.warn(f'{pred_path}: {warning.message}')
-        except InvalidInputError as err:
-            raise InvalidInputError(f'{pred_path}: {err}') from err
         except ValueError as err:
-            raise ValueError(f'{pred_path}: {err}') from err
+            kind = InvalidInputError if isinstance(err, InvalidInputError) else ValueError
+            raise kind(f'{pred_path}: {err}') from err
     return average_metrics(per_image)
 
 

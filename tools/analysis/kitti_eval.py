@@ -4,8 +4,10 @@
         --result-dir work_dirs/x/results --split-file data/kitti/ImageSets/val.txt --out ap.json
 
 Every ground-truth frame (all ``*.txt`` of ``--gt-dir``, or the ids of ``--split-file``) is evaluated;
-a frame without a result file counts as a frame without detections (one warning says how many). The
-table is printed and the JSON has the schema of the KITTI oracle's ``expected.json``.
+a frame without a result file counts as a frame without detections (one warning says how many). A split
+file that lists a frame twice is refused; rows of classes KITTI does not define (``Vehicle``) and result
+files without ground truth are not evaluated, with a warning. The table is printed and the JSON has the
+schema of the KITTI oracle's ``expected.json``.
 """
 import argparse
 import time

@@ -7,6 +7,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
+from perception.fileio import InvalidInputError
 from perception.registry import METRICS
 from .functional import CROPS, SCALINGS, average_metrics, evaluate_depth, format_metrics_table
 
@@ -83,7 +84,8 @@ class DepthMetric(BaseMetric):
                 self.results.append(evaluate_depth(pred, gt, **self.protocol))
             except ValueError as err:
                 name = sample.get('img_path', f'sample {len(self.results)}')
-                raise ValueError(f'{name}: {err}') from err
+                kind = InvalidInputError if isinstance(err, InvalidInputError) else ValueError
+                raise kind(f'{name}: {err}') from err
 
     def compute_metrics(self, results: List[Dict[str, float]]) -> Dict[str, float]:
         metrics = average_metrics(results)

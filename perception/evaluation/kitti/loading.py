@@ -70,7 +70,7 @@ def check_detections(dets: Dict[str, np.ndarray], source: str, rows: Sequence) -
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(f'{source}:{rows[i]}: dimensions (h, w, l) must be >= 0 (or all -1 for a '
-                         f'detection without 3D box), got {dims[i].tolist()}')
+                                f'detection without 3D box), got {dims[i].tolist()}')
 
 
 def read_result_file(path: str) -> Dict[str, np.ndarray]:
