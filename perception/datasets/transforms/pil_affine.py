@@ -58,7 +58,7 @@ class PILAffineResizeMono3D(BaseTransform):
         # PIL resamples each channel alike, so the channel order does not matter
         warped = Image.fromarray(img).transform(self.out_size, Image.AFFINE, data=tuple(inverse.reshape(-1).tolist()),
                                                 resample=Image.BILINEAR)
-        results['img'] = np.asarray(warped)
+        results['img'] = np.array(warped)
         results['img_shape'] = results['img'].shape[:2]
         results['crop_scale'] = 1.0
         _apply_pixel_transform(results, crop_scale_matrix((width / 2, height / 2), (width, height), self.out_size))
