@@ -178,3 +178,47 @@ def test_self_attention_stays_within_groups():
     with torch.no_grad():
         torch.testing.assert_close(run(query, 2)[:, :3], run(changed, 2)[:, :3])
         assert not torch.allclose(run(query, 1)[:, :3], run(changed, 1)[:, :3])
+
+
+def test_official_qk_maps_of_the_decoder_self_attention():
+    """With ``qk_proj`` the self-attention reads ``W_c q + W_p q`` of ``q = k = t + p``; with the content maps
+    at the identity and the position maps at zero it is the default layer, other maps change the output."""
+    cfg = dict(depth_cross_attn_cfg=dict(embed_dims=16, num_heads=2, attn_drop=0., proj_drop=0.),
+               self_attn_cfg=dict(embed_dims=16, num_heads=2, attn_drop=0., proj_drop=0.),
+               cross_attn_cfg=dict(embed_dims=16, num_heads=2, num_levels=1, num_points=2, dropout=0.),
+               ffn_cfg=dict(embed_dims=16, feedforward_channels=16, num_fcs=2, ffn_drop=0.))
+    torch.manual_seed(0)
+    default, official = DepthAwareDecoderLayer(**cfg), DepthAwareDecoderLayer(**cfg, qk_proj=True)
+    assert official.load_state_dict(default.state_dict(), strict=False).unexpected_keys == []
+    with torch.no_grad():
+        for content, pos in ((official.q_content_proj, official.q_pos_proj),
+                             (official.k_content_proj, official.k_pos_proj)):
+            nn.init.eye_(content.weight), nn.init.zeros_(content.bias)
+            nn.init.zeros_(pos.weight), nn.init.zeros_(pos.bias)
+    inputs = (torch.randn(1, 4, 16), torch.randn(1, 4, 16), torch.randn(1, 12, 16), torch.rand(1, 4, 1, 2),
+              torch.tensor([[3, 4]]), torch.tensor([0]), torch.randn(1, 6, 16))
+    default.eval(), official.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(official(*inputs), default(*inputs))
+        nn.init.normal_(official.k_pos_proj.weight)
+        assert not torch.allclose(official(*inputs), default(*inputs), atol=1e-3)
+
+
+def test_official_depth_camera_and_depth_map_corners():
+    """``geo_depth_camera='original'`` reads f_u of the unadjusted camera and the original height; the default
+    the input camera's f_v and the input height. ``align_corners`` puts 0 and 1 on the border cells' centres."""
+    metas = [dict(cam2img=torch.diag(torch.tensor([700., 710., 1., 1.])).numpy(),
+                  ori_cam2img=torch.diag(torch.tensor([690., 695., 1., 1.])).numpy(), ori_shape=(375, 1242))]
+    like = torch.zeros(1)
+    official = MonoDETRHead(embed_dims=8, geo_depth_camera='original')
+    assert official.focal_lengths(metas, like).tolist() == [690.]
+    assert official.box_height_scales(metas, like, (384, 1280)).tolist() == [375.]
+    default = MonoDETRHead(embed_dims=8)
+    assert default.focal_lengths(metas, like).tolist() == [710.]
+    assert default.box_height_scales(metas, like, (384, 1280)).tolist() == [384.]
+    with pytest.raises(ValueError, match='geo_depth_camera'):
+        MonoDETRHead(embed_dims=8, geo_depth_camera='ori')
+
+    depth_map = torch.arange(12.).view(1, 3, 4)
+    corners = sample_depth_map(depth_map, torch.tensor([[[0., 0.], [1., 1.]]]), align_corners=True)
+    assert corners.tolist() == [[0., 11.]]

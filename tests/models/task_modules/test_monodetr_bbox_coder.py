@@ -80,3 +80,21 @@ def test_depth_and_box_height_decoding():
     assert coder.box_heights(boxes, 300).item() == pytest.approx(30.)
     torch.testing.assert_close(coder.denormalize(coder.normalize(torch.tensor([[0., 95.]]), TINY_IMG_SIZE), TINY_IMG_SIZE),
                                torch.tensor([[0., 95.]]))
+
+
+def test_decode_official_by_hand():
+    """The official tester's decoding: fractions of the original image, the unadjusted P2 with its t_x, t_y,
+    the yaw through the 2D box centre's ray, sizes as predicted."""
+    coder = MonoDETRBBoxCoder(num_heading_bins=12)
+    cam2img = torch.tensor([[500., 0., 480., 50.], [0., 500., 190., 10.], [0., 0., 1., 0.], [0., 0., 0., 1.]])
+    boxes = torch.tensor([[0.5, 0.5, 0.1, 0.2, 0.1, 0.3]])
+    angles = torch.zeros(1, 24)
+    angles[0, 0], angles[0, 12] = 1., 0.1  # bin 0 (0 rad) plus a residual of 0.1
+    dims = torch.tensor([[4., -1.5, 1.6]])  # l, h, w; a negative size is kept
+    bboxes_3d, bboxes_2d, alphas = coder.decode_official(boxes, torch.tensor([10.]), dims, angles, cam2img,
+                                                         (400, 1000))
+    assert bboxes_2d[0].tolist() == pytest.approx([400., 160., 700., 320.])
+    # x = (500 - 480) 10 / 500 - 50 / 500, y = (200 - 190) 10 / 500 - 10 / 500, then the bottom: y + h / 2
+    expected = [0.3, 0.18 - 0.75, 10., 4., -1.5, 1.6, 0.1 + math.atan2(550 - 480, 500)]
+    assert bboxes_3d.tensor[0].tolist() == pytest.approx(expected, abs=1e-6)
+    assert alphas.tolist() == pytest.approx([0.1])
