@@ -10,3 +10,7 @@ __all__ = [
     'geometric_depth', 'sample_depth_map', 'MonoDGPHead', 'geometry_error_depth', 'RegionSegHead',
     'object_region_mask', 'region_targets'
 ]
+from .open_object_head import OPENObjectHead, lidar_depth_maps  # noqa: E402
+from .streampetr_head import FrustumPositionEmbedding, StreamPETRHead  # noqa: E402
+
+__all__ += ['OPENObjectHead', 'lidar_depth_maps', 'FrustumPositionEmbedding', 'StreamPETRHead']

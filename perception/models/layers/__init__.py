@@ -11,3 +11,14 @@ __all__ = [
     'DepthAwareDecoder', 'DepthAwareDecoderLayer', 'DepthAwareTransformer', 'VisualEncoder', 'VisualEncoderLayer',
     'refine_reference_boxes', 'Det2DDecoder', 'Det2DDecoderLayer', 'MonoDGPTransformer'
 ]
+from .camera_aware_depth_net import ASPP, CameraAwareDepthNet  # noqa: E402
+from .object_depth_encoder import DeformableFeatureAggregation3D, ObjectDepthEncoder, pixel_centres  # noqa: E402
+from .petr_temporal_decoder import PETRTemporalDecoder, PETRTemporalDecoderLayer, SDPAttention  # noqa: E402
+from .position_embedding_3d import (MLN, lift_points, nerf_positional_encoding, normalize_points,  # noqa: E402
+                                    pos2posemb1d, pos2posemb3d, sine_embedding)
+
+__all__ += [
+    'ASPP', 'CameraAwareDepthNet', 'DeformableFeatureAggregation3D', 'ObjectDepthEncoder', 'pixel_centres',
+    'PETRTemporalDecoder', 'PETRTemporalDecoderLayer', 'SDPAttention', 'MLN', 'lift_points',
+    'nerf_positional_encoding', 'normalize_points', 'pos2posemb1d', 'pos2posemb3d', 'sine_embedding'
+]

@@ -13,3 +13,6 @@ __all__ = [
     'laplacian_depth_loss', 'MultiBinLoss', 'decode_heading', 'encode_heading', 'multibin_loss',
     'EdgeAwareSmoothnessLoss', 'PhotometricLoss', 'edge_aware_smoothness', 'photometric_loss', 'ssim_dissimilarity'
 ]
+from .depth_focal_loss import DepthFocalLoss, depth_focal_loss  # noqa: E402
+
+__all__ += ['DepthFocalLoss', 'depth_focal_loss']
