@@ -3,7 +3,7 @@
 # inference defaults (jiahao-shao1/ChronoDepth: run_infer.py). Load the official release from local folders:
 #   python tools/model_converters/chronodepth_to_perception.py ChronoDepth-v1/ ChronoDepth/ chronodepth_v1.pth
 # or set model.official_dirs=dict(unet='ChronoDepth-v1', base='ChronoDepth').
-default_scope = 'perception'
+_base_ = ['../_base_/default_runtime.py']
 
 model = dict(
     type='ChronoDepth',

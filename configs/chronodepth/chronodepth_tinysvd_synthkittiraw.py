@@ -26,7 +26,27 @@ model = dict(
 
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01),
                      clip_grad=dict(max_norm=1.0))
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4000, val_interval=1000)
 param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200)]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000),
-                     logger=dict(type='LoggerHook', interval=50))
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000))
+log_processor = dict(by_epoch=False)
+
+# Clips of 10 consecutive frames of the 3 training drives (every 5 frames, both cameras) at the size the
+# inference runs at for KITTI-shaped frames with max_res=320 (320x128); the held-out drive 0004 is for
+# tools/infer_video_depth.py and tools/analysis/video_depth_eval.py.
+custom_imports = dict(imports=['perception.datasets.kitti_raw_clips'], allow_failed_imports=False)
+data_root = 'data/synthkitti_raw/'
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='KittiRawDepthClipDataset',
+        data_root=data_root + 'raw/',
+        depth_root=data_root + 'depth/train/',
+        clip_len=10,
+        clip_stride=5,
+        cams=(2, 3),
+        size=(320, 128)))
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=4000, val_interval=4001)

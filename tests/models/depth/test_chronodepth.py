@@ -293,3 +293,27 @@ def test_two_clip_overfit():
         optimizer.step()
     after = fixed_loss()
     assert math.isfinite(after) and after < 0.3 * before, (before, after)
+
+
+def test_clip_dataset_reads_consecutive_frames_and_depth(tmp_path):
+    import cv2
+    from perception.datasets.kitti_raw_clips import KittiRawDepthClipDataset
+    from perception.fileio.depth import write_depth_png
+    drive = '2011_09_26_drive_0001_sync'
+    images = tmp_path / 'raw' / '2011_09_26' / drive / 'image_02' / 'data'
+    depths = tmp_path / 'depth' / drive / 'proj_depth' / 'groundtruth' / 'image_02'
+    images.mkdir(parents=True)
+    depths.mkdir(parents=True)
+    for i in range(7):
+        cv2.imwrite(str(images / f'{i:010d}.png'), np.full((8, 12, 3), (i, 100, 200), np.uint8))
+        write_depth_png(str(depths / f'{i:010d}.png'), np.full((8, 12), 1. + i, np.float32))
+    dataset = KittiRawDepthClipDataset(str(tmp_path / 'raw'), str(tmp_path / 'depth'), clip_len=3, clip_stride=2,
+                                       size=(6, 4))
+    assert len(dataset) == 3
+    item = dataset[1]['inputs']
+    assert item['imgs'].shape == (3, 3, 4, 6) and item['imgs'].dtype == torch.uint8
+    assert item['imgs'][:, 2, 0, 0].tolist() == [2, 3, 4]  # RGB: blue holds the frame index
+    assert item['depths'][:, 0, 0].tolist() == [3., 4., 5.]
+    (depths / f'{6:010d}.png').unlink()
+    with pytest.raises(FileNotFoundError, match='0000000006.png: the depth'):
+        KittiRawDepthClipDataset(str(tmp_path / 'raw'), str(tmp_path / 'depth'), clip_len=3)
