@@ -32,7 +32,7 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 METRIC_KEYS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2', 'a3')
 CROPS = ('garg', 'eigen', 'none')
-SCALINGS = ('none', 'median', 'lsq-depth', 'lsq-disparity')
+SCALINGS = ('none', 'median', 'lsq-depth', 'lsq-disparity', 'lsq-sqrt-disparity')
 
 # (top, bottom, left, right) as fractions of the height and width, truncated to int: the crop of Garg
 # et al. (ECCV 2016) and the one that reproduces Eigen et al. (NIPS 2014), as in Godard's monodepth.
@@ -133,6 +133,8 @@ def align_depth(pred: np.ndarray,
     """
     if scaling not in SCALINGS:
         raise ValueError(f'unknown scaling {scaling!r}, expected one of {SCALINGS}')
+    if scaling == 'lsq-sqrt-disparity':
+        return align_sqrt_disparity(pred, gt, valid, min_depth, max_depth, pred_is_disparity)
     if pred_is_disparity and scaling != 'lsq-disparity':
         raise ValueError(f'a disparity prediction needs scaling="lsq-disparity", got {scaling!r}')
     pred = _as_numpy(pred)
@@ -148,6 +150,27 @@ def align_depth(pred: np.ndarray,
     scale, shift = fit_scale_shift(1. / gt[valid], disp[valid])
     _check_positive_scale(scale, 'disparity')
     return 1. / np.maximum(scale * disp + shift, 1. / max_depth)
+
+
+def align_sqrt_disparity(pred: np.ndarray,
+                         gt: np.ndarray,
+                         valid: np.ndarray,
+                         min_depth: float = 1e-3,
+                         max_depth: float = 80.,
+                         pred_is_sqrt_disparity: bool = False) -> np.ndarray:
+    """The ``'lsq-sqrt-disparity'`` protocol (DepthMaster's ``least_square_sqrt_disp``): least-squares scale and
+    shift of ``sqrt(1 / max(pred, min_depth))`` (or of ``pred`` itself when it already is a relative square-root
+    disparity, as DepthMaster's raw output) against ``sqrt(1 / gt)`` on the valid pixels; the aligned value is
+    clipped below at ``sqrt(1 / max_depth)`` and the depth is ``1 / aligned**2`` (H, W, float64, metres).
+
+    The official code fits only the pixels where the raw prediction is > 0 and clips the aligned disparity at
+    1e-3 (a depth of 1000); here every valid pixel is fitted and the clip is the evaluation range's.
+    """
+    pred = _as_numpy(pred)
+    sqrt_disp = pred if pred_is_sqrt_disparity else np.sqrt(1. / np.maximum(pred, min_depth))
+    scale, shift = fit_scale_shift(np.sqrt(1. / gt[valid]), sqrt_disp[valid])
+    _check_positive_scale(scale, 'square-root disparity')
+    return 1. / np.maximum(scale * sqrt_disp + shift, math.sqrt(1. / max_depth))**2
 
 
 def _check_positive_scale(scale: float, kind: str) -> None:
