@@ -191,6 +191,8 @@ class StreamBatchSampler(Sampler):
 
     def __init__(self, sampler, batch_size: int, seed: Optional[int] = None) -> None:
         rank, world_size = get_dist_info()
+        # mmengine's DistSamplerSeedHook reads batch_sampler.sampler
+        self.sampler = sampler
         self.flag = np.asarray(sampler.dataset.flag)
         self.batch_size = batch_size
         self.num_slots = batch_size * world_size

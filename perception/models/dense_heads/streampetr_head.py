@@ -205,7 +205,8 @@ class StreamPETRHead(BaseModule):
         self.prev_pose, self.prev_time = lidar2global, timestamp
 
     def post_update_memory(self, embedding: Tensor, cls_scores: Tensor, bbox_preds: Tensor) -> None:
-        """Write the ``topk_proposals`` best queries of this frame (B, Q, ...) at the front of the memory."""
+        """Write the ``topk_proposals`` best queries of this frame (B, Q, ...) at the front of the memory; no
+        gradient crosses frames."""
         scores = cls_scores.detach().sigmoid().amax(-1)
         index = scores.topk(self.topk_proposals, dim=1).indices
         gather = lambda x: torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))  # noqa: E731
@@ -214,7 +215,7 @@ class StreamPETRHead(BaseModule):
                    age=embedding.new_zeros(batch, self.topk_proposals, 1),
                    egopose=torch.eye(4, device=embedding.device).expand(batch, self.topk_proposals, 4, 4),
                    velocity=gather(bbox_preds[..., 8:10].detach()))
-        self.memory = {key: torch.cat([new[key], self.memory[key]], dim=1)[:, :self.memory_len]
+        self.memory = {key: torch.cat([new[key], self.memory[key].detach()], dim=1)[:, :self.memory_len]
                        for key in self.memory}
 
     def temporal_alignment(self, query_pos: Tensor, tgt: Tensor,
