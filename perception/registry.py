@@ -44,7 +44,10 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     locations=['perception.engine'])
 PARAM_SCHEDULERS = Registry(
     'parameter scheduler', parent=MMDET3D_PARAM_SCHEDULERS, locations=['perception.engine'])
-METRICS = Registry('metric', parent=MMDET3D_METRICS, locations=['perception.evaluation'])
+# the nuScenes metric is a location of its own: it imports mmdet3d's metrics and the devkit (seconds), which the
+# KITTI and depth tools that import perception.evaluation do not need
+METRICS = Registry('metric', parent=MMDET3D_METRICS,
+                   locations=['perception.evaluation', 'perception.evaluation.metrics.nuscenes_metric'])
 EVALUATOR = Registry('evaluator', parent=MMDET3D_EVALUATOR, locations=['perception.evaluation'])
 TASK_UTILS = Registry(
     'task util', parent=MMDET3D_TASK_UTILS, locations=['perception.models'])
