@@ -1,8 +1,11 @@
 # A DepthMaster small enough to train on the CPU (a 2-level UNet of 32/64 channels, a 4-level VAE of 16 channels)
 # on the synthetic KITTI raw drives (`python tools/create_data.py synthetic-kitti-raw --out data/synthkitti_raw`):
 # stage 1, latent MSE + feature alignment to a frozen random-init ResNet-18 (width 16; its stride-16 map, 64
-# channels). A TiO-Depth encoder trained on the same world can take its place through its init_cfg.
-#   OMP_NUM_THREADS=1 python tools/train.py configs/depthmaster/depthmaster_tiny-stage1_synthkittiraw.py
+# channels). A TiO-Depth encoder trained on the same world can take its place through its init_cfg. The VAE, trained
+# from scratch, comes first (depthmaster_tiny-vae_synthkittiraw.py):
+#   OMP_NUM_THREADS=1 python tools/train.py configs/depthmaster/depthmaster_tiny-stage1_synthkittiraw.py \
+#       --cfg-options model.init_from=work_dirs/depthmaster_tiny-vae_synthkittiraw/iter_1000.pth
+#   OMP_NUM_THREADS=1 python tools/test.py configs/depthmaster/depthmaster_tiny-stage1_synthkittiraw.py CKPT
 _base_ = ['./depthmaster_sd2_stage1.py']
 
 model = dict(
@@ -61,9 +64,11 @@ test_dataloader = dict(
         depth_source='velodyne',
         pipeline=pipeline,
         test_mode=True))
-val_dataloader = test_dataloader
+# Evaluated by tools/test.py only: an early model can fit a negative scale, which the protocol refuses.
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
 test_cfg = dict(type='TestLoop')
-val_cfg = dict(type='ValLoop')
 
 max_iters = 2000
 optim_wrapper = dict(optimizer=dict(lr=3e-4), accumulative_counts=1, clip_grad=dict(max_norm=1.0))
@@ -71,5 +76,5 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=100),
     dict(type='ExponentialLR', gamma=0.01**(1 / max_iters), by_epoch=False, begin=100, end=max_iters),
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
+train_cfg = dict(max_iters=max_iters)
 default_hooks = dict(checkpoint=dict(interval=500, max_keep_ckpts=1), logger=dict(interval=10))

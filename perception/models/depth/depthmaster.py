@@ -16,7 +16,9 @@ training stages (official code: indu1ge/DepthMaster, Marigold-based):
   (:class:`FourierEnhancementBlock`, ``depthmaster/modules/unet_2d_blocks.py::BlockFE``) after the mid-block, and
   pixel-space losses on the decoded prediction (channel mean, not clipped): MSE on the valid pixels plus
   ``1e-3 x`` a Huber term between the 4-direction finite differences of target and prediction
-  (:func:`gradient_huber_loss`).
+  (:func:`gradient_huber_loss`);
+- stage 0 (``train_stage=0``, not in the official code, which starts from SD2): the VAE alone learns to
+  reconstruct images and targets, for a model trained from scratch (the tiny CPU one).
 
 Targets (:func:`sqrt_disparity_target`, ``src/dataset/base_depth_dataset.py``): depth -> disparity -> square
 root, normalised per image to [-1, 1] between its 2 % and 98 % quantiles, repeated over 3 channels for the VAE.
@@ -186,7 +188,9 @@ class DepthMaster(BaseModel):
             (see :meth:`load_official`).
         init_from: a checkpoint of this model (stage 1) whose UNet, VAE and text embedding start stage 2: every
             weight but the Fourier block's must be there.
-        train_stage: 1 (latent MSE + feature alignment) or 2 (pixel losses).
+        train_stage: 1 (latent MSE + feature alignment) or 2 (pixel losses); 0 trains only the VAE to
+            reconstruct images and targets (a model trained from scratch, as the tiny one; SD2's VAE is frozen).
+        vae_kl_weight: weight of the VAE's KL term in stage 0.
         fourier_block: insert the Fourier enhancement block after the mid-block (stage 2 and the release).
         fourier_groups: its GroupNorm groups (8).
         align_encoder: config of the frozen external encoder of stage 1 (any registered image model returning a
@@ -226,13 +230,14 @@ class DepthMaster(BaseModel):
                  grad_weight: float = 1e-3,
                  grad_delta: float = 0.2,
                  huber: str = 'official',
+                 vae_kl_weight: float = 1e-6,
                  processing_res: int = 0,
                  relative_depth_offset: float = 0.1,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if train_stage not in (1, 2):
-            raise ValueError(f'train_stage must be 1 or 2, got {train_stage!r}')
+        if train_stage not in (0, 1, 2):
+            raise ValueError(f'train_stage must be 0, 1 or 2, got {train_stage!r}')
         if huber not in HUBER_MODES:
             raise ValueError(f'huber must be one of {HUBER_MODES}, got {huber!r}')
         from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -242,15 +247,17 @@ class DepthMaster(BaseModel):
         # scaled_dot_product_attention everywhere (the official trainers ask for xformers).
         self.unet.set_attn_processor(AttnProcessor2_0())
         self.vae.set_attn_processor(AttnProcessor2_0())
-        self.vae.requires_grad_(False)
+        self.vae.requires_grad_(train_stage == 0)
         mid_channels = self.unet.config.block_out_channels[-1]
         if fourier_block:
             self.unet.fftblock = FourierEnhancementBlock(mid_channels, fourier_groups)
         self._mid_features: Optional[Tensor] = None
         self.unet.mid_block.register_forward_hook(self._mid_block_hook)
+        self.unet.requires_grad_(train_stage != 0)
         self.register_buffer('text_embedding', torch.zeros(1, text_embed_len, self.unet.config.cross_attention_dim))
         self.train_stage, self.quantile = train_stage, quantile
         self.grad_weight, self.grad_delta, self.huber = grad_weight, grad_delta, huber
+        self.vae_kl_weight = vae_kl_weight
         self.processing_res, self.relative_depth_offset = processing_res, relative_depth_offset
         self.align_encoder = None
         if align_encoder is not None and train_stage == 1:
@@ -435,11 +442,21 @@ class DepthMaster(BaseModel):
         features = F.interpolate(features, size=grid, mode='bicubic', align_corners=False)
         return features.flatten(2).transpose(1, 2)
 
+    def _vae_loss(self, rgb: Tensor, target: Tensor) -> Dict[str, Tensor]:
+        losses = {}
+        for name, x in (('rgb', rgb), ('depth', target)):
+            posterior = self.vae.encode(x).latent_dist
+            losses[f'loss_vae_{name}'] = F.l1_loss(self.vae.decode(posterior.sample()).sample, x)
+            losses[f'loss_kl_{name}'] = self.vae_kl_weight * posterior.kl().mean()
+        return losses
+
     def loss(self, inputs: Dict[str, Tensor], data_samples: Sequence) -> Dict[str, Tensor]:
         imgs = self._images(inputs)
         depth = self._gt_depth(data_samples, imgs.shape[-2:], imgs.device)
         valid = depth > 0
         target = sqrt_disparity_target(depth, valid, self.quantile)
+        if self.train_stage == 0:
+            return self._vae_loss(imgs * 2 - 1, target[:, None].expand(-1, 3, -1, -1))
         prediction = self.estimate(imgs * 2 - 1)
         if self.train_stage == 2:
             decoded = self.decode(prediction)

@@ -1,6 +1,7 @@
 """DepthMaster (issue 19): targets, the Fourier block, both Hubers, the feature-alignment KL, the official folder
 layout, the per-frame video path and a two-image overfit of a tiny random model."""
 import copy
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -21,6 +22,7 @@ import diffusers  # noqa: F401  isort: skip
 ROOT = Path(__file__).parents[3]
 TINY_STAGE1 = str(ROOT / 'configs/depthmaster/depthmaster_tiny-stage1_synthkittiraw.py')
 TINY_STAGE2 = str(ROOT / 'configs/depthmaster/depthmaster_tiny-stage2_synthkittiraw.py')
+CONVERTER = ROOT / 'tools/model_converters/depthmaster_to_perception.py'
 
 
 def tiny_cfg(path: str = TINY_STAGE1, **overrides) -> dict:
@@ -175,9 +177,20 @@ def test_official_layout_round_trip(tmp_path, stage2_model):
     with torch.no_grad():
         expected = text_encoder(torch.tensor([[49406, 49407]]))[0]
     torch.testing.assert_close(loaded.text_embedding, expected)
+    # the converter writes the same weights into a checkpoint that loads strictly
+    spec = importlib.util.spec_from_file_location('depthmaster_to_perception', CONVERTER)
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    converter.convert(str(folder), str(tmp_path / 'converted.pth'), TINY_STAGE2)
+    state = torch.load(tmp_path / 'converted.pth', weights_only=True)['state_dict']
+    converted = MODELS.build(tiny_cfg(TINY_STAGE2)).eval()
+    converted.load_state_dict(state, strict=True)
+    torch.testing.assert_close(converted.text_embedding, expected)
     loaded.text_embedding.copy_(model.text_embedding)
+    converted.text_embedding.copy_(model.text_embedding)
     imgs = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(loaded(dict(imgs=imgs)), model(dict(imgs=imgs)))
+    torch.testing.assert_close(converted(dict(imgs=imgs)), model(dict(imgs=imgs)))
     # a UNet config that differs from the model's is named
     config = json.loads((folder / 'unet/config.json').read_text())
     config['block_out_channels'] = [32, 96]
@@ -213,6 +226,17 @@ def test_stage1_losses_and_stage2_start(tmp_path):
     torch.testing.assert_close(stage2.unet.conv_in.weight, model.unet.conv_in.weight)
     losses = stage2.train().loss(dict(imgs=torch.rand(1, 3, 32, 48)), [_sample(depth)])
     assert set(losses) == {'loss_mse', 'loss_grad'}
+
+
+def test_vae_stage_trains_only_the_vae():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cfg(train_stage=0, align_encoder=None)).train()
+    depth = np.random.uniform(2, 50, (32, 32)).astype(np.float32)
+    losses = model.loss(dict(imgs=torch.rand(1, 3, 32, 32)), [_sample(depth)])
+    assert set(losses) == {'loss_vae_rgb', 'loss_kl_rgb', 'loss_vae_depth', 'loss_kl_depth'}
+    sum(losses.values()).backward()
+    assert model.vae.encoder.conv_in.weight.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in model.unet.parameters())
 
 
 def test_runs_through_video_depth_inferencer(stage2_model):
