@@ -12,3 +12,6 @@ __all__ = [
 from .chronodepth import ChronoDepth  # noqa: E402
 
 __all__ += ['ChronoDepth']
+from .depthmaster import DepthMaster  # noqa: E402
+
+__all__ += ['DepthMaster']
