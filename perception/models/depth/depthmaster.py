@@ -302,13 +302,14 @@ class DepthMaster(BaseModel):
         embedding = self.text_embedding.expand(len(rgb), -1, -1)
         return self.unet(rgb_latent, 1, encoder_hidden_states=embedding).sample
 
-    def input_size(self, height: int, width: int) -> Tuple[int, int]:
+    def video_input_size(self, height: int, width: int) -> Tuple[int, int]:
+        """(h, w) the network runs at for images of (height, width) (see :func:`depthmaster_input_size`)."""
         return depthmaster_input_size(height, width, self.processing_res)
 
     @torch.no_grad()
     def predict_sqrt_disparity(self, imgs: Tensor) -> Tensor:
         """(B, H, W) relative square-root disparity in [0, 1] of (B, 3, H, W) images in [0, 1], at their size."""
-        size = self.input_size(*imgs.shape[-2:])
+        size = self.video_input_size(*imgs.shape[-2:])
         x = F.interpolate(imgs, size=size, mode='bilinear', align_corners=False) if size != imgs.shape[-2:] \
             else imgs
         out = (self.decode(self.estimate(x * 2 - 1)).clamp(-1, 1) + 1) / 2
@@ -452,6 +453,9 @@ class DepthMaster(BaseModel):
 
     def loss(self, inputs: Dict[str, Tensor], data_samples: Sequence) -> Dict[str, Tensor]:
         imgs = self._images(inputs)
+        if imgs.shape[-2] % 8 or imgs.shape[-1] % 8:
+            raise ValueError(f'DepthMaster trains on images whose sides are multiples of 8 (the VAE stride), got '
+                             f'{tuple(imgs.shape[-2:])}: resize them in the pipeline')
         depth = self._gt_depth(data_samples, imgs.shape[-2:], imgs.device)
         valid = depth > 0
         target = sqrt_disparity_target(depth, valid, self.quantile)
