@@ -54,26 +54,21 @@ def test_latent_mask_needs_every_pixel_of_a_cell():
     assert latent_valid_mask(valid)[0].tolist() == [[True, False], [True, True]]
 
 
-def test_fourier_block_shape_and_ortho_round_trip():
+def test_fourier_block_shape_and_ortho_round_trip(monkeypatch):
     torch.manual_seed(0)
     block = FourierEnhancementBlock(channels=8, groups=8)
     x = torch.randn(2, 8, 5, 7)  # odd width: irfft2 needs the output size
     assert block(x).shape == x.shape
-    # With identity 3x3 convolutions and x >= 0 everywhere (SiLU only rescales), the amplitude/phase path is
-    # SiLU(|X|) e^{i SiLU(angle X)}; with SiLU replaced by identity the ortho FFT round trip gives x back.
+    # With identity 3x3 convolutions and SiLU replaced by the identity, the frequency branch is
+    # irfft2(|X| e^{i angle X}) + x with X = rfft2(x): the 'ortho' round trip gives x back, so 2 x in all.
     identity = torch.zeros(8, 8, 3, 3)
     identity[range(8), range(8), 1, 1] = 1
     with torch.no_grad():
         for conv in (block.conv_f1, block.conv_f2, block.conv_f4):
             conv.weight.copy_(identity)
             conv.bias.zero_()
-    import perception.models.depth.depthmaster as module
-    silu = module.F.silu
-    module.F.silu = lambda t: t
-    try:
-        x_f = block.frequency(x)
-    finally:
-        module.F.silu = silu
+    monkeypatch.setattr(F, 'silu', lambda t: t)
+    x_f = block.frequency(x)
     torch.testing.assert_close(x_f, 2 * x, rtol=1e-5, atol=1e-5)  # irfft2(rfft2(x)) + x
     # and the unnormalised transform would not give x back: 'ortho' is what makes it a round trip
     spectrum = torch.fft.rfft2(x)
