@@ -3,7 +3,7 @@ window of the context-aware inference (10 frames, 5 Euler steps, VAE encode and 
 speed does not depend on them).
 
     python benchmarks/models/chronodepth.py                                  # CPU, fp32, 64x128 frames
-    python benchmarks/models/chronodepth.py --device cuda --size 576 768     # GPU, fp16 (needs one)
+    python benchmarks/models/chronodepth.py --device cuda --size 576 768     # GPU, fp16 UNet (needs one)
 
 Two windows run: the first (10 new frames, as the start of a video) and a later one (5 context + 5 new frames);
 the figures are of the later one, which is what a long video repeats. Peak memory: the process's peak RSS on
@@ -35,14 +35,14 @@ def main() -> None:
     init_default_scope(cfg.get('default_scope', 'perception'))
     cfg.model.num_inference_steps = args.steps
     cfg.model.seed = 0
-    dtype = torch.float16 if args.device.startswith('cuda') else torch.float32
     start = time.perf_counter()
-    model = MODELS.build(cfg.model).to(args.device, dtype).eval()
+    model = MODELS.build(cfg.model).to(args.device).eval()
+    dtype = model.unet.dtype
     build = time.perf_counter() - start
     params = sum(p.numel() for p in model.unet.parameters())
     height, width = args.size
     n_tokens, chunk_size, context = model.video_window
-    images = torch.rand(n_tokens + chunk_size, 3, height, width, device=args.device, dtype=dtype)
+    images = torch.rand(n_tokens + chunk_size, 3, height, width, device=args.device)
     if args.device.startswith('cuda'):
         torch.cuda.reset_peak_memory_stats()
     _, state = model.predict_window(images[:n_tokens], 0, None, None)

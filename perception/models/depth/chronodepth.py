@@ -133,6 +133,7 @@ class ChronoDepth(BaseModel):
         official_numerics: the scaled latent written back and stepped (the official behaviour, see above).
         fps, motion_bucket_id, noise_aug_strength: SVD's added time ids (the official 7, 127, 0; fps - 1 is fed).
         seed: seed of the noise of each video (None: the global RNG).
+        fp16_on_gpu: run the UNet in fp16 once the model is moved to a GPU with ``.to`` (see :meth:`to`).
         train_stage, p_mean, p_std, context_prob: training (see the module docstring).
         vae_kl_weight: weight of the KL term of the ``'vae'`` stage.
     """
@@ -157,6 +158,7 @@ class ChronoDepth(BaseModel):
                  motion_bucket_id: int = 127,
                  noise_aug_strength: float = 0.0,
                  seed: Optional[int] = None,
+                 fp16_on_gpu: bool = True,
                  train_stage: str = 'full',
                  p_mean: float = 0.7,
                  p_std: float = 1.6,
@@ -188,7 +190,7 @@ class ChronoDepth(BaseModel):
         self.infer_mode, self.official_numerics = infer_mode, official_numerics
         self.max_res, self.decode_chunk_size = max_res, decode_chunk_size
         self.added_time_ids = (fps - 1, motion_bucket_id, noise_aug_strength)
-        self.seed = seed
+        self.seed, self.fp16_on_gpu = seed, fp16_on_gpu
         self.train_stage, self.p_mean, self.p_std = train_stage, p_mean, p_std
         self.context_prob, self.vae_kl_weight = context_prob, vae_kl_weight
         self._set_trainable()
@@ -234,9 +236,24 @@ class ChronoDepth(BaseModel):
         return (torch.cat(out).mean(dim=1).clamp(-1, 1) + 1) / 2
 
     def denoise(self, rgb: Tensor, latents: Tensor, timesteps: Tensor) -> Tensor:
-        """One UNet call on one video: (F, 4, h, w) RGB and depth latents, (F, ) timesteps -> (F, 4, h, w)."""
-        x = torch.cat([rgb, latents], dim=1)[None]
-        return self.unet(x, timesteps[None], self.frame_embeddings(len(rgb)), self.time_ids(1, rgb.device))[0]
+        """One UNet call on one video: (F, 4, h, w) RGB and depth latents, (F, ) timesteps -> (F, 4, h, w), in
+        the latents' dtype whatever the UNet's (fp16 on a GPU)."""
+        dtype = self.unet.dtype
+        x = torch.cat([rgb, latents], dim=1)[None].to(dtype)
+        out = self.unet(x, timesteps[None], self.frame_embeddings(len(rgb)).to(dtype),
+                        self.time_ids(1, rgb.device).to(dtype))[0]
+        return out.to(latents.dtype)
+
+    def to(self, *args, **kwargs) -> 'ChronoDepth':
+        """Move the model; on a GPU the UNet runs in fp16 (``fp16_on_gpu``), the VAE, the latents and the scheduler
+        stay in fp32 (the official code upcasts its VAE too); back on the CPU the UNet returns to fp32."""
+        module = super().to(*args, **kwargs)
+        on_gpu = self.image_embedding.device.type == 'cuda'
+        if on_gpu and self.fp16_on_gpu:
+            self.unet.half()
+        elif not on_gpu and self.unet.dtype == torch.float16:
+            self.unet.float()
+        return module
 
     # ----------------------------------------------------------------------------------------------------------
     # loading

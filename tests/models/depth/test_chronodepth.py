@@ -286,7 +286,7 @@ def test_two_clip_overfit():
 
     before = fixed_loss()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
-    for _ in range(150):
+    for _ in range(250):
         loss = model.loss(data)['loss_depth']
         optimizer.zero_grad()
         loss.backward()
@@ -317,3 +317,26 @@ def test_clip_dataset_reads_consecutive_frames_and_depth(tmp_path):
     (depths / f'{6:010d}.png').unlink()
     with pytest.raises(FileNotFoundError, match='0000000006.png: the depth'):
         KittiRawDepthClipDataset(str(tmp_path / 'raw'), str(tmp_path / 'depth'), clip_len=3)
+
+
+def test_unet_precision_is_independent_of_the_latents(model):
+    rgb, latents, timesteps = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8), torch.tensor([1., 1., -4.])
+    with torch.no_grad():
+        full = model.denoise(rgb, latents, timesteps)
+        model.unet.to(torch.bfloat16)  # what fp16_on_gpu does on a GPU, in the half type the CPU runs
+        half = model.denoise(rgb, latents, timesteps)
+    assert half.dtype == torch.float32 and (half - full).abs().max() < 0.05 * full.abs().max()
+    model.unet.half()  # as on a GPU; back on the CPU the UNet is fp32 again
+    assert model.to('cpu').unet.dtype == torch.float32
+
+
+def test_vae_stage_trains_only_the_vae():
+    model = MODELS.build(tiny_cfg(train_stage='vae')).train()
+    losses = model.loss(dict(imgs=torch.rand(1, 2, 3, 32, 32), depths=1 + torch.rand(1, 2, 32, 32)))
+    assert set(losses) == {'loss_vae_rgb', 'loss_kl_rgb', 'loss_vae_depth', 'loss_kl_depth'}
+    sum(losses.values()).backward()
+    # (diffusers' temporal decoder leaves its mid-block attention unused with one layer per block)
+    unused = [n for n, p in model.vae.named_parameters() if p.grad is None]
+    assert all(n.startswith('decoder.mid_block.attentions.') for n in unused)
+    assert all(p.requires_grad for p in model.vae.parameters())
+    assert not any(p.requires_grad for p in model.unet.parameters())
