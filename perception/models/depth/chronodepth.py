@@ -48,7 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
-from mmengine.structures import PixelData
+from mmengine.structures import BaseDataElement, PixelData
 from torch import Tensor
 
 from perception.fileio import InvalidInputError
@@ -390,7 +390,8 @@ class ChronoDepth(BaseModel):
         new = self._noise(shape, rgb_new, state['generator']) * self.scheduler.init_noise_sigma
         new = self._euler(rgb, context, new, state['generator'])
         history = self.n_tokens - 1
-        state.update(rgb=rgb[max(0, len(rgb) - history):], depth=torch.cat([context, new])[max(0, len(rgb) - history):])
+        first = max(0, len(rgb) - history)
+        state.update(rgb=rgb[first:], depth=torch.cat([context, new])[first:])
         return self.decode_depth(new), state
 
     def predict_video(self, images: Tensor) -> Tensor:
@@ -413,7 +414,7 @@ class ChronoDepth(BaseModel):
             size = self.video_input_size(*clip.shape[-2:])
             depth = self.predict_video(F.interpolate(clip, size=size, mode='bilinear', align_corners=False))
             depth = F.interpolate(depth[:, None], size=clip.shape[-2:], mode='bilinear', align_corners=False)
-            sample = data_samples[i] if data_samples is not None else PixelData()
+            sample = data_samples[i] if data_samples is not None else BaseDataElement()
             sample.pred_depth = PixelData(data=depth[:, 0].clamp(0, 1))
             outputs.append(sample)
         return outputs

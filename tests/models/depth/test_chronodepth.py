@@ -340,3 +340,9 @@ def test_vae_stage_trains_only_the_vae():
     assert all(n.startswith('decoder.mid_block.attentions.') for n in unused)
     assert all(p.requires_grad for p in model.vae.parameters())
     assert not any(p.requires_grad for p in model.unet.parameters())
+
+
+def test_predict_runs_each_clip_as_a_video_at_the_input_size(model):
+    samples = model(dict(imgs=torch.randint(0, 255, (1, 3, 3, 40, 50), dtype=torch.uint8)), None, mode='predict')
+    depth = samples[0].pred_depth.data
+    assert depth.shape == (3, 40, 50) and 0 <= depth.min() and depth.max() <= 1
