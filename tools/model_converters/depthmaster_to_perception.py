@@ -2,8 +2,8 @@
 
 The release, Hugging Face ``zysong212/DepthMaster``, is a Marigold pipeline folder read from disk only (nothing is
 downloaded): ``model_index.json``, ``unet/`` (SD2's UNet with the Fourier enhancement block as ``fftblock.*``),
-``vae/`` and ``text_encoder/``. The text encoder is run once on the empty prompt and only its embedding is kept,
-as the model's ``text_embedding`` buffer, so the checkpoint needs no CLIP at inference.
+``vae/``, ``text_encoder/`` and ``tokenizer/``. The text encoder is run once on the empty prompt and only its
+embedding is kept, as the model's ``text_embedding`` buffer, so the checkpoint needs no CLIP at inference.
 
     python tools/model_converters/depthmaster_to_perception.py DepthMaster/ depthmaster.pth
     python tools/infer_video_depth.py clip.mp4 configs/depthmaster/depthmaster_sd2_stage2.py depthmaster.pth \\

@@ -34,8 +34,9 @@ Departures from the official code, each documented where it lives:
   ``huber='standard'`` is ``F.huber_loss``;
 - the official external encoder reads the ImageNet-normalised image in [-1, 1] (not [0, 1]);
   ``align_official_input=True`` (default) keeps it;
-- the empty-text embedding is the CLIP text encoder's output for the token ids [BOS, EOS] (what the official
-  tokenizer gives for "" without padding), read from the encoder's config, so no tokenizer is needed.
+- the empty-text embedding is the CLIP text encoder's output for the token ids of ``<|startoftext|>`` and
+  ``<|endoftext|>`` (what the official tokenizer gives for "" without padding), looked up in the tokenizer's
+  ``vocab.json``, so no tokenizer class is needed (the ids in SD2's text-encoder config are not CLIP's).
 
 Outputs: ``pred_sqrt_disparity`` (the official ``depth_np``: relative square-root disparity in [0, 1], larger is
 nearer; evaluate it with ``DepthMetric(scaling='lsq-sqrt-disparity', pred_is_disparity=True,
@@ -337,21 +338,31 @@ class DepthMaster(BaseModel):
         self.text_embedding.copy_(torch.from_numpy(array.astype(np.float32)).view(shape))
 
     @torch.no_grad()
-    def clip_text_embedding(self, text_encoder_dir: str) -> Tensor:
-        """(1, 2, D) CLIP text embedding of the empty prompt (token ids [BOS, EOS]) from a local folder."""
+    def clip_text_embedding(self, text_encoder_dir: str, tokenizer_dir: str) -> Tensor:
+        """(1, 2, D) CLIP text embedding of the empty prompt from local folders: the text encoder run on the ids
+        of the start and end tokens in the tokenizer's ``vocab.json``."""
         from transformers import CLIPTextConfig, CLIPTextModel
+        vocab_file = osp.join(tokenizer_dir, 'vocab.json')
+        if not osp.isfile(vocab_file):
+            raise FileNotFoundError(f'{vocab_file}: missing (the CLIP tokenizer of the pipeline folder)')
+        with open(vocab_file) as f:
+            vocab = json.load(f)
+        missing = [t for t in ('<|startoftext|>', '<|endoftext|>') if t not in vocab]
+        if missing:
+            raise InvalidInputError(f'{vocab_file}: no {missing} (not a CLIP vocabulary)')
         config = CLIPTextConfig.from_pretrained(text_encoder_dir, local_files_only=True)
         encoder = CLIPTextModel(config)
         _load_folder(encoder, text_encoder_dir, 'transformers')
-        ids = torch.tensor([[config.bos_token_id, config.eos_token_id]])
+        ids = torch.tensor([[vocab['<|startoftext|>'], vocab['<|endoftext|>']]])
         return encoder.eval()(ids)[0]
 
     @torch.no_grad()
     def load_official(self, folder: str) -> None:
         """Load the official release (Hugging Face ``zysong212/DepthMaster``) from a local folder in the Marigold
         pipeline layout: ``model_index.json``, ``unet/`` and ``vae/`` (diffusers folders; the UNet holds the
-        Fourier block as ``fftblock.*``, so build with ``fourier_block=True``), and ``text_encoder/`` (the
-        empty-text embedding is computed from it when present, else the stored one stays, with a warning)."""
+        Fourier block as ``fftblock.*``, so build with ``fourier_block=True``), and ``text_encoder/`` with
+        ``tokenizer/`` (the empty-text embedding is computed from them when present, else the stored one stays, with
+        a warning)."""
         if not osp.isfile(osp.join(folder, 'model_index.json')):
             raise FileNotFoundError(f'{folder}: no model_index.json (not a diffusers pipeline folder)')
         for name in ('unet', 'vae'):
@@ -365,16 +376,16 @@ class DepthMaster(BaseModel):
                                         f'(theirs, ours): {differing}')
         _load_folder(self.unet, osp.join(folder, 'unet'), 'diffusers')
         _load_folder(self.vae, osp.join(folder, 'vae'), 'diffusers')
-        text_encoder = osp.join(folder, 'text_encoder')
-        if osp.isdir(text_encoder):
-            embedding = self.clip_text_embedding(text_encoder)
+        text_encoder, tokenizer = osp.join(folder, 'text_encoder'), osp.join(folder, 'tokenizer')
+        if osp.isdir(text_encoder) and osp.isdir(tokenizer):
+            embedding = self.clip_text_embedding(text_encoder, tokenizer)
             if embedding.shape != self.text_embedding.shape:
                 raise InvalidInputError(f'{text_encoder}: an embedding of {tuple(embedding.shape)}, the model takes '
                                         f'{tuple(self.text_embedding.shape)}')
             self.text_embedding.copy_(embedding)
         else:
-            warnings.warn(f'{folder}: no text_encoder/: the empty-text embedding is not computed; the stored one is '
-                          'used')
+            warnings.warn(f'{folder}: no text_encoder/ and tokenizer/: the empty-text embedding is not computed; the '
+                          'stored one is used')
 
     def load_stage1(self, path: str) -> None:
         """Start from a stage-1 checkpoint of this model: all of its UNet, VAE and text embedding (the Fourier

@@ -156,9 +156,13 @@ def test_official_layout_round_trip(tmp_path, stage2_model):
     model.unet.save_pretrained(folder / 'unet')
     model.vae.save_pretrained(folder / 'vae')
     torch.manual_seed(1)
-    text_encoder = CLIPTextModel(CLIPTextConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                                                num_attention_heads=4, projection_dim=32)).eval()
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=10, hidden_size=32, intermediate_size=37,
+                                                num_hidden_layers=1, num_attention_heads=4, projection_dim=32,
+                                                bos_token_id=0, eos_token_id=2)).eval()
     text_encoder.save_pretrained(folder / 'text_encoder')
+    # the token ids come from the tokenizer's vocabulary, not from the encoder's config (SD2's says 0 and 2)
+    (folder / 'tokenizer').mkdir()
+    (folder / 'tokenizer/vocab.json').write_text(json.dumps({'a</w>': 0, '<|startoftext|>': 7, '<|endoftext|>': 9}))
     (folder / 'model_index.json').write_text(json.dumps(dict(_class_name='DepthMasterPipeline',
                                                              unet=['diffusers', 'UNet2DConditionModel'])))
     unet_keys = json.loads((folder / 'unet/config.json').read_text())
@@ -169,7 +173,7 @@ def test_official_layout_round_trip(tmp_path, stage2_model):
         torch.testing.assert_close(loaded.unet.state_dict()[key], value)
     assert any(k.startswith('fftblock.') for k in model.unet.state_dict())
     with torch.no_grad():
-        expected = text_encoder(torch.tensor([[49406, 49407]]))[0]
+        expected = text_encoder(torch.tensor([[7, 9]]))[0]
     torch.testing.assert_close(loaded.text_embedding, expected)
     # the converter writes the same weights into a checkpoint that loads strictly
     spec = importlib.util.spec_from_file_location('depthmaster_to_perception', CONVERTER)
