@@ -346,3 +346,27 @@ def test_predict_runs_each_clip_as_a_video_at_the_input_size(model):
     samples = model(dict(imgs=torch.randint(0, 255, (1, 3, 3, 40, 50), dtype=torch.uint8)), None, mode='predict')
     depth = samples[0].pred_depth.data
     assert depth.shape == (3, 40, 50) and 0 <= depth.min() and depth.max() <= 1
+
+
+def test_context_window_against_hand_stepped_euler(model):
+    """A later window: the context latents enter at -4 unchanged, only the new frames are stepped."""
+    images = torch.rand(12, 3, 64, 64)
+    _, state = model.predict_window(images[:10], 0, None, None)
+    context = state['depth'][-8:].clone()
+    rgb = torch.cat([state['rgb'][-8:], model.encode(images[10:] * 2 - 1)])
+    generator = copy.deepcopy(state['generator'])
+    _, state = model.predict_window(images[5:], 5, None, state)
+    scheduler = model.scheduler
+    scheduler.set_timesteps(2)
+    sigmas = scheduler.sigmas
+    x = torch.randn(2, 4, 8, 8, generator=generator) * scheduler.init_noise_sigma
+    for i, t in enumerate(scheduler.timesteps):
+        s = sigmas[i]
+        scaled = x / (s**2 + 1).sqrt()
+        timesteps = torch.cat([torch.full((8, ), -4.), t.expand(2)])
+        with torch.no_grad():
+            v = model.denoise(rgb, torch.cat([context, scaled]), timesteps)[8:]
+        x0 = v * (-s / (s**2 + 1).sqrt()) + scaled / (s**2 + 1)
+        x = scaled + (scaled - x0) / s * (sigmas[i + 1] - s)
+    torch.testing.assert_close(state['depth'][-2:], x, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(state['depth'][:7], context[1:], rtol=0, atol=0)
