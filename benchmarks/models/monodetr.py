@@ -1,14 +1,17 @@
-"""MonoDETR (configs/monodetr_kitti.py: ResNet-50, 1280x384, 256 channels, 50 x 11 queries) on the CPU, with
-perception's deformable-attention kernel and with mmcv's pure-PyTorch ``multi_scale_deformable_attn_pytorch``
-swapped into every deformable-attention layer (same weights).
+"""MonoDETR's training iteration and inference on the CPU against the backbone-only floor of the same run, for the
+official config (configs/monodetr_kitti.py: ResNet-50, 1280x384, 256 channels, 50 x 11 queries, dropout 0.1)
+and the CPU config of the main job (configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py: ResNet-18, 640x192).
 
-    python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2]
+    python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv]
 
-Inference: one image, the first query group (what ``tools/test.py`` runs). Training iteration: ``--batch``
-images with three objects each, all 11 groups, loss + backward + AdamW step. Both are timed in alternation
-(median of ``--repeat`` after one warm-up each) so that a change of load weighs on both alike. The raw
-outputs of the two variants are compared first. The last line is
-``monodetr speedup infer=<x> train=<y>`` (mmcv time / ours).
+Inference: one image, the first query group (what ``tools/test.py`` runs); its floor is the backbone's forward.
+Training iteration: ``--batch`` images with three objects each, all query groups, loss + backward + AdamW step;
+its floor is the backbone's forward + backward on the same images. Model and floor are timed in alternation
+(median of ``--repeat`` after one warm-up) so that the load of a shared machine weighs on both alike: compare
+the ratios, not the seconds. ``--profile`` prints the top-10 self-CPU operators of one training iteration of
+the official config; ``--mmcv`` first checks and times perception's deformable-attention kernel against mmcv's
+pure-PyTorch ``multi_scale_deformable_attn_pytorch`` in every deformable-attention layer (same weights).
+The last line is ``monodetr step/backbone train=<x> infer=<y>``, the official config's ratios.
 """
 import argparse
 import copy
@@ -16,6 +19,7 @@ import logging
 import statistics
 import time
 import warnings
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -23,100 +27,167 @@ from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 from mmdet3d.structures import Det3DDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from torch import nn
 
 import perception.ops.msda as msda_module
 from perception.ops import MultiScaleDeformableAttention
 from perception.registry import MODELS
 from perception.testing import mono3d_sample
 
-CONFIG = 'configs/monodetr_kitti.py'
-H, W = 384, 1280
-# KITTI's P2 (frame 000008) scaled to the 1280 px wide input
-CAM2IMG = np.array([[721.5377 * W / 1242, 0., 609.5593 * W / 1242, 0.],
-                    [0., 721.5377 * H / 375, 172.854 * H / 375, 0.], [0., 0., 1., 0.], [0., 0., 0., 1.]])
+CONFIGS = ('configs/monodetr_kitti.py', 'configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py')
+# KITTI's P2 (frame 000008), scaled to the input size
+KITTI_SIZE, KITTI_F, KITTI_C = (375, 1242), 721.5377, (609.5593, 172.854)
 OBJECTS = [[-3., 1.6, 12., 3.9, 1.5, 1.6, 0.3, 2], [2.5, 1.7, 22., 0.8, 1.7, 0.6, -1.2, 0],
            [6., 1.6, 35., 4.2, 1.6, 1.7, 1.5, 2]]
 
 
-def make_sample() -> Det3DDataSample:
-    return mono3d_sample(OBJECTS, (H, W), CAM2IMG)
+def make_sample(size: Sequence[int]) -> Det3DDataSample:
+    """Three objects seen by KITTI's camera scaled to ``size`` (H, W)."""
+    sy, sx = size[0] / KITTI_SIZE[0], size[1] / KITTI_SIZE[1]
+    cam2img = np.array([[KITTI_F * sx, 0., KITTI_C[0] * sx, 0.], [0., KITTI_F * sy, KITTI_C[1] * sy, 0.],
+                        [0., 0., 1., 0.], [0., 0., 0., 1.]])
+    return mono3d_sample(OBJECTS, tuple(size), cam2img)
 
 
-def use_mmcv(model: torch.nn.Module) -> torch.nn.Module:
-    """Every deformable-attention layer of ``model`` runs mmcv's pure-PyTorch function instead of the kernel."""
-    for module in model.modules():
-        if isinstance(module, MultiScaleDeformableAttention):
-            module.use_kernel = False
-    return model
-
-
-def mmcv_reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
-    return mmcv_msda(value, spatial_shapes, sampling_locations, attention_weights)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--batch', type=int, default=2, help='images per training iteration')
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    # the layers' reference path (use_kernel=False) becomes mmcv's function
-    msda_module.multi_scale_deformable_attn_pytorch = mmcv_reference
-
-    cfg = Config.fromfile(CONFIG)
-    cfg.model.backbone.init_cfg = None  # random weights: no ImageNet file needed
+def build(config: str) -> tuple:
+    """The model of ``config`` with random weights (no ImageNet file) and its input size (H, W)."""
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
     init_default_scope(cfg.default_scope)
+    logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter init report
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        ours = MODELS.build(cfg.model)
-    logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter init report
-    ours.init_weights()
-    models = {'ours': ours, 'mmcv': use_mmcv(copy.deepcopy(ours))}
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+    return model, (cfg.input_size[1], cfg.input_size[0])
 
-    image = torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(0))
+
+def train_step(model: nn.Module, optim: torch.optim.Optimizer, images: torch.Tensor) -> None:
+    model.train()
+    losses = model.loss({'imgs': images}, [make_sample(images.shape[-2:]) for _ in range(len(images))])
+    sum(v for v in losses.values() if torch.is_tensor(v)).backward()
+    optim.step()
+    optim.zero_grad()
+
+
+def backbone_train(model: nn.Module, images: torch.Tensor) -> None:
+    model.train()
+    sum(feat.mean() for feat in model.backbone(images)).backward()
+    model.zero_grad()
+
+
+def infer(model: nn.Module, image: torch.Tensor) -> None:
+    model.eval()
     with torch.no_grad():
-        outs = {name: m.eval()({'imgs': image}, [make_sample()], mode='tensor') for name, m in models.items()}
+        model.predict({'imgs': image}, [make_sample(image.shape[-2:])])
+
+
+def backbone_infer(model: nn.Module, image: torch.Tensor) -> None:
+    model.eval()
+    with torch.no_grad():
+        model.backbone(image)
+
+
+def alternate(runs: Dict[str, Callable[[], None]], repeat: int) -> Dict[str, float]:
+    """Median seconds of each run, the runs taken in turn, after one warm-up each."""
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    for it in range(repeat + 1):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            if it:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def step_and_floor(config: str, repeat: int, batch: int) -> Dict[str, float]:
+    """Seconds of the training iteration, the inference and their backbone floors (``train``, ``infer``,
+    ``backbone_train``, ``backbone_infer``)."""
+    torch.manual_seed(0)
+    model, size = build(config)
+    optim = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-4)
+    image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
+    times = alternate(dict(infer=lambda: infer(model, image), backbone_infer=lambda: backbone_infer(model, image)),
+                      repeat)
+    times.update(alternate(dict(train=lambda: train_step(model, optim, images),
+                                backbone_train=lambda: backbone_train(model, images)), repeat))
+    print(f'{config} ({size[1]}x{size[0]}, batch {batch}): train {times["train"]:.2f} s, backbone fwd+bwd '
+          f'{times["backbone_train"]:.2f} s; infer {times["infer"]:.3f} s, backbone fwd '
+          f'{times["backbone_infer"]:.3f} s', flush=True)
+    return times
+
+
+def profile_train_step(config: str, batch: int, rows: int = 10) -> None:
+    """Top ``rows`` self-CPU operators of one training iteration of ``config`` (after one warm-up)."""
+    torch.manual_seed(0)
+    model, size = build(config)
+    optim = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-4)
+    images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
+    train_step(model, optim, images)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        train_step(model, optim, images)
+    print(f'{config}: top {rows} self-CPU operators of one training iteration (batch {batch})')
+    print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows))
+
+
+def compare_mmcv(config: str, repeat: int, batch: int) -> None:
+    """Outputs and times of perception's deformable-attention kernel against mmcv's pure-PyTorch function."""
+
+    def mmcv_reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
+        return mmcv_msda(value, spatial_shapes, sampling_locations, attention_weights)
+
+    # the layers' reference path (use_kernel=False) becomes mmcv's function
+    msda_module.multi_scale_deformable_attn_pytorch = mmcv_reference
+    torch.manual_seed(0)
+    ours, size = build(config)
+    theirs = copy.deepcopy(ours)
+    for module in theirs.modules():
+        if isinstance(module, MultiScaleDeformableAttention):
+            module.use_kernel = False
+    models = dict(ours=ours, mmcv=theirs)
+    image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        outs = {name: m.eval()({'imgs': image}, [make_sample(size)], mode='tensor') for name, m in models.items()}
     diffs = {k: (outs['ours'][k] - outs['mmcv'][k]).abs().max().item() for k in outs['ours']
              if torch.is_tensor(outs['ours'][k])}
     worst = max(diffs, key=diffs.get)
     print(f'outputs ours vs mmcv: max |diff| {diffs[worst]:.2e} (in {worst}) over {len(diffs)} output tensors')
     assert diffs[worst] < 1e-3, diffs
-
-    infer = {name: [] for name in models}
-    for it in range(args.repeat + 1):
-        for name, model in models.items():
-            model.eval()
-            with torch.no_grad():
-                t0 = time.perf_counter()
-                model.predict({'imgs': image}, [make_sample()])
-                if it:
-                    infer[name].append(time.perf_counter() - t0)
-
-    images = torch.randn(args.batch, 3, H, W, generator=torch.Generator().manual_seed(1))
+    images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
     optims = {name: torch.optim.AdamW(m.parameters(), lr=2e-4, weight_decay=1e-4) for name, m in models.items()}
-    train = {name: [] for name in models}
-    for it in range(args.repeat + 1):
-        for name, model in models.items():
-            model.train()
-            t0 = time.perf_counter()
-            losses = model.loss({'imgs': images}, [make_sample() for _ in range(args.batch)])
-            loss = sum(v for v in losses.values() if torch.is_tensor(v))
-            loss.backward()
-            optims[name].step()
-            optims[name].zero_grad()
-            if it:
-                train[name].append(time.perf_counter() - t0)
-
-    print(f'torch {torch.__version__}, {args.threads} threads, {H}x{W}, median of {args.repeat}')
-    print(f"{'variant':<8} {'inference s':>12} {'train iter s':>13}  (batch {args.batch})")
-    med = {name: (statistics.median(infer[name]), statistics.median(train[name])) for name in models}
+    inf = alternate({name: (lambda m=m: infer(m, image)) for name, m in models.items()}, repeat)
+    train = alternate({name: (lambda m=m: train_step(m, optims[name], images)) for name, m in models.items()},
+                      repeat)
+    print(f"{'variant':<8} {'inference s':>12} {'train iter s':>13}")
     for name in ('mmcv', 'ours'):
-        print(f'{name:<8} {med[name][0]:>12.2f} {med[name][1]:>13.2f}')
-    print(f"monodetr speedup infer={med['mmcv'][0] / med['ours'][0]:.2f} "
-          f"train={med['mmcv'][1] / med['ours'][1]:.2f}")
+        print(f'{name:<8} {inf[name]:>12.2f} {train[name]:>13.2f}')
+    print(f"msda speedup infer={inf['mmcv'] / inf['ours']:.2f} train={train['mmcv'] / train['ours']:.2f}")
+
+
+def run(name: str, configs: Sequence[str], description: str) -> None:
+    """The command line shared by the MonoDETR and MonoDGP benchmarks."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--batch', type=int, default=2, help='images per training iteration')
+    parser.add_argument('--configs', nargs='+', default=list(configs), help='the first gives the last line')
+    parser.add_argument('--profile', action='store_true', help="top-10 operators of the first config's step")
+    parser.add_argument('--mmcv', action='store_true', help="deformable attention vs mmcv's, first config")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f'torch {torch.__version__}, {args.threads} threads, median of {args.repeat}', flush=True)
+    if args.mmcv:
+        compare_mmcv(args.configs[0], args.repeat, args.batch)
+    if args.profile:
+        profile_train_step(args.configs[0], args.batch)
+    ratios = []
+    for config in args.configs:
+        t = step_and_floor(config, args.repeat, args.batch)
+        ratios.append((t['train'] / t['backbone_train'], t['infer'] / t['backbone_infer']))
+        print(f'  {name} step/backbone train={ratios[-1][0]:.2f} infer={ratios[-1][1]:.2f} ({config})', flush=True)
+    print(f'{name} step/backbone train={ratios[0][0]:.2f} infer={ratios[0][1]:.2f}')
 
 
 if __name__ == '__main__':
-    main()
+    run('monodetr', CONFIGS, __doc__.split('\n')[0])

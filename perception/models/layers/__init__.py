@@ -22,3 +22,6 @@ __all__ += [
     'PETRTemporalDecoder', 'PETRTemporalDecoderLayer', 'SDPAttention', 'MLN', 'lift_points',
     'nerf_positional_encoding', 'normalize_points', 'pos2posemb1d', 'pos2posemb3d', 'sine_embedding'
 ]
+from .fused_attention import FusedMultiheadAttention  # noqa: E402
+
+__all__ += ['FusedMultiheadAttention']

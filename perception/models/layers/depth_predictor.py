@@ -10,12 +10,15 @@ the weighted depth of each pixel, is added.
 from typing import List, Optional, Sequence, Tuple
 
 import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import FFN
 from mmdet.models.layers.transformer import DetrTransformerEncoderLayer
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from perception.registry import MODELS
 from .depth_bins import lid_bin_centers
+from .fused_attention import FusedMultiheadAttention
 
 
 def interpolate_embedding(coord: Tensor, embedding: nn.Embedding) -> Tensor:
@@ -34,6 +37,16 @@ def interpolate_embedding(coord: Tensor, embedding: nn.Embedding) -> Tensor:
     floor = floor.long()
     ceil = (floor + 1).clamp(max=embedding.num_embeddings - 1)
     return embedding(floor) * (1 - weight) + embedding(ceil) * weight
+
+
+class DepthEncoderLayer(DetrTransformerEncoderLayer):
+    """DETR encoder layer (self-attention, FFN, post-norms) on :class:`FusedMultiheadAttention`."""
+
+    def _init_layers(self) -> None:
+        self.self_attn = FusedMultiheadAttention(**self.self_attn_cfg)
+        self.embed_dims = self.self_attn.embed_dims
+        self.ffn = FFN(**self.ffn_cfg)
+        self.norms = ModuleList([build_norm_layer(self.norm_cfg, self.embed_dims)[1] for _ in range(2)])
 
 
 @MODELS.register_module()
@@ -85,7 +98,7 @@ class DepthPredictor(BaseModule):
         self.upsample = nn.Sequential(*conv_gn(1))
         self.depth_head = nn.Sequential(*conv_gn(3), nn.ReLU(), *conv_gn(3), nn.ReLU())
         self.depth_classifier = nn.Conv2d(embed_dims, num_depth_bins + 1, kernel_size=1)
-        self.depth_encoder = DetrTransformerEncoderLayer(
+        self.depth_encoder = DepthEncoderLayer(
             self_attn_cfg=dict(embed_dims=embed_dims, num_heads=num_heads, attn_drop=dropout, proj_drop=dropout,
                                batch_first=True),
             ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=feedforward_channels, num_fcs=2,

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+from mmcv.cnn.bricks.transformer import FFN
 from mmdet.models.layers.transformer import (DeformableDetrTransformerEncoder,
                                              DeformableDetrTransformerEncoderLayer, inverse_sigmoid)
 from mmengine.model import BaseModule, ModuleList
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from perception.ops import MultiScaleDeformableAttention
 from perception.registry import MODELS
+from .fused_attention import FusedMultiheadAttention
 
 # The official decoder layers' settings, the defaults of MonoDETR's and MonoDGP's decoder layers.
 ATTN_CFG = dict(embed_dims=256, num_heads=8, attn_drop=0.1, proj_drop=0.1)
@@ -89,8 +90,8 @@ class DepthAwareDecoderLayer(BaseModule):
     unless ``qk_proj`` (which the official checkpoints need: their trained maps are not the identity).
 
     Args:
-        depth_cross_attn_cfg: :class:`mmcv.cnn.bricks.transformer.MultiheadAttention` keywords.
-        self_attn_cfg: :class:`mmcv.cnn.bricks.transformer.MultiheadAttention` keywords.
+        depth_cross_attn_cfg: :class:`FusedMultiheadAttention` keywords.
+        self_attn_cfg: :class:`FusedMultiheadAttention` keywords.
         cross_attn_cfg: :class:`perception.ops.MultiScaleDeformableAttention` keywords.
         ffn_cfg: :class:`mmcv.cnn.bricks.transformer.FFN` keywords.
         norm_cfg: the four post-norms.
@@ -106,8 +107,8 @@ class DepthAwareDecoderLayer(BaseModule):
                  qk_proj: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
-        self.depth_cross_attn = MultiheadAttention(**{**depth_cross_attn_cfg, 'batch_first': True})
-        self.self_attn = MultiheadAttention(**{**self_attn_cfg, 'batch_first': True})
+        self.depth_cross_attn = FusedMultiheadAttention(**{**depth_cross_attn_cfg, 'batch_first': True})
+        self.self_attn = FusedMultiheadAttention(**{**self_attn_cfg, 'batch_first': True})
         self.cross_attn = MultiScaleDeformableAttention(**{**cross_attn_cfg, 'batch_first': True})
         self.ffn = FFN(**ffn_cfg)
         self.embed_dims = self.self_attn.embed_dims
@@ -135,28 +136,15 @@ class DepthAwareDecoderLayer(BaseModule):
             (B, G * Q, C).
         """
         query = self.norms[0](self.depth_cross_attn(query=query, key=depth_embed, value=depth_embed))
-
-        batch_size, num_queries, channels = query.shape
-        if num_queries % num_groups:
-            raise ValueError(f'{num_queries} queries do not split into {num_groups} groups')
-
-        def grouped(x: Tensor) -> Tensor:
-            # (B, G * Q, C) -> (B * G, Q, C): the groups become batch entries of the attention.
-            return x.reshape(batch_size * num_groups, num_queries // num_groups, channels)
-
-        query_grouped = grouped(query)
         if self.qk_proj:
             q = k = query if query_pos is None else query + query_pos
-            query = self.self_attn(
-                query=grouped(self.q_content_proj(q) + self.q_pos_proj(q)),
-                key=grouped(self.k_content_proj(k) + self.k_pos_proj(k)), value=query_grouped,
-                identity=query_grouped)
+            query = self.self_attn(query=self.q_content_proj(q) + self.q_pos_proj(q),
+                                   key=self.k_content_proj(k) + self.k_pos_proj(k), value=query,
+                                   identity=query, num_groups=num_groups)
         else:
-            query = self.self_attn(
-                query=query_grouped, key=query_grouped, value=query_grouped,
-                query_pos=None if query_pos is None else grouped(query_pos),
-                key_pos=None if query_pos is None else grouped(query_pos))
-        query = self.norms[1](query.reshape(batch_size, num_queries, channels))
+            query = self.self_attn(query=query, key=query, value=query, query_pos=query_pos, key_pos=query_pos,
+                                   num_groups=num_groups)
+        query = self.norms[1](query)
 
         query = self.cross_attn(query=query, value=value, query_pos=query_pos,
                                 reference_points=reference_points, spatial_shapes=spatial_shapes,

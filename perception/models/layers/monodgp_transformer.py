@@ -9,9 +9,8 @@ of the head.
 """
 from typing import Dict, List, Optional, Union
 
-import torch
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+from mmcv.cnn.bricks.transformer import FFN
 from mmdet.models.layers.transformer import DeformableDetrTransformerDecoderLayer
 from mmengine.model import ModuleList
 from torch import Tensor, nn
@@ -20,6 +19,7 @@ from perception.ops import MultiScaleDeformableAttention
 from perception.registry import MODELS
 from .depthaware_transformer import (ATTN_CFG, FFN_CFG, MSDA_CFG, DepthAwareDecoder, DepthAwareTransformer,
                                      refine_reference_boxes)
+from .fused_attention import FusedMultiheadAttention
 
 
 class Det2DDecoderLayer(DeformableDetrTransformerDecoderLayer):
@@ -39,7 +39,7 @@ class Det2DDecoderLayer(DeformableDetrTransformerDecoderLayer):
                          ffn_cfg=ffn_cfg, norm_cfg=norm_cfg, init_cfg=init_cfg)
 
     def _init_layers(self) -> None:
-        self.self_attn = MultiheadAttention(**self.self_attn_cfg)
+        self.self_attn = FusedMultiheadAttention(**self.self_attn_cfg)
         self.cross_attn = MultiScaleDeformableAttention(**self.cross_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
         self.ffn = FFN(**self.ffn_cfg)
@@ -58,16 +58,12 @@ class Det2DDecoderLayer(DeformableDetrTransformerDecoderLayer):
         Returns:
             (B, G * Q, C).
         """
-        self_attn_mask = None
-        if num_groups > 1:
-            num_queries = query.shape[1]
-            if num_queries % num_groups:
-                raise ValueError(f'{num_queries} queries do not split into {num_groups} groups')
-            group = torch.arange(num_queries, device=query.device) // (num_queries // num_groups)
-            self_attn_mask = group[:, None] != group[None, :]  # True: not attended
-        return super().forward(query, value=value, query_pos=query_pos, self_attn_mask=self_attn_mask,
-                               reference_points=reference_points, spatial_shapes=spatial_shapes,
-                               level_start_index=level_start_index)
+        query = self.norms[0](self.self_attn(query=query, key=query, value=query, query_pos=query_pos,
+                                             key_pos=query_pos, num_groups=num_groups))
+        query = self.norms[1](self.cross_attn(query=query, value=value, query_pos=query_pos,
+                                              reference_points=reference_points, spatial_shapes=spatial_shapes,
+                                              level_start_index=level_start_index))
+        return self.norms[2](self.ffn(query))
 
 
 @MODELS.register_module()
