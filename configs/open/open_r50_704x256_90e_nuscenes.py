@@ -146,7 +146,8 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=500),
     dict(type='CosineAnnealingLR', T_max=max_iters, eta_min_ratio=1e-3, by_epoch=False, begin=0, end=max_iters)
 ]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=num_iters_per_epoch, max_keep_ckpts=3),
-                     visualization=dict(type='mmdet3d.Det3DVisualizationHook'))
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=num_iters_per_epoch, max_keep_ckpts=3),
+    visualization=dict(type='mmdet3d.Det3DVisualizationHook'))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=16)

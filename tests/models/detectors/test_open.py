@@ -13,7 +13,8 @@ from mmengine.dataset import pseudo_collate
 from perception.datasets import NuScenesMultiViewDataset
 from perception.registry import MODELS
 
-CONFIGS = sorted((Path(__file__).resolve().parents[3] / 'configs/open').glob('*.py'))
+CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs/open'
+CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
 CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT', 'CAM_BACK_RIGHT')
 CLASSES = ['car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle', 'bicycle',
            'pedestrian', 'traffic_cone']
@@ -21,8 +22,8 @@ CLASSES = ['car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 
 
 def tiny_model(object_wise: bool = True):
     """The synthetic-world config shrunk further: ResNet-18 at 16 base channels, 32 channels, 2 layers."""
-    cfg = Config.fromfile(str(CONFIGS[0].parent / 'open_r18_tiny_synthnuscenes.py'
-                              if object_wise else CONFIGS[0].parent / 'streampetr_r18_tiny_synthnuscenes.py'))
+    name = 'open' if object_wise else 'streampetr'
+    cfg = Config.fromfile(str(CONFIG_DIR / f'{name}_r18_tiny_synthnuscenes.py'))
     model = copy.deepcopy(cfg.model)
     model.backbone.update(base_channels=16)
     model.neck.update(in_channels=[64, 128], out_channels=32)
@@ -102,7 +103,8 @@ def test_every_config_builds(path):
 
 @pytest.mark.slow
 def test_two_sample_overfit_on_the_real_keyframe(keyframe_dataset):
-    """Two samples (the keyframe twice) and every loss of OPEN: the total falls by 70 %."""
+    """Two samples (the keyframe twice) and every loss of OPEN: the total falls by 70 % in 90 steps (to about
+    25 % of the first one in 75 steps, measured on the 2 cores)."""
     torch.manual_seed(0)
     np.random.seed(0)
     model = tiny_model()
@@ -110,7 +112,7 @@ def test_two_sample_overfit_on_the_real_keyframe(keyframe_dataset):
     data = model.data_preprocessor(pseudo_collate([keyframe_dataset[0]] * 2), training=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     totals = []
-    for _ in range(120):
+    for _ in range(90):
         losses = model.loss(data['inputs'], data['data_samples'])
         total = sum(losses.values())
         optimizer.zero_grad()
