@@ -370,3 +370,14 @@ def test_context_window_against_hand_stepped_euler(model):
         x = scaled + (scaled - x0) / s * (sigmas[i + 1] - s)
     torch.testing.assert_close(state['depth'][-2:], x, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(state['depth'][:7], context[1:], rtol=0, atol=0)
+
+
+def test_stored_image_embedding_file(tmp_path, model):
+    path = tmp_path / 'embedding.npy'
+    np.save(path, np.arange(32, dtype=np.float32)[None])
+    with pytest.warns(UserWarning, match='not computed from a CLIP encoder'):
+        model.load_image_embedding(str(path))
+    assert model.image_embedding.flatten().tolist() == list(range(32))
+    np.save(path, np.zeros((2, 32), np.float32))
+    with pytest.raises(Exception, match=r'embedding.npy: expected a finite \(1, 32\)'):
+        model.load_image_embedding(str(path))
