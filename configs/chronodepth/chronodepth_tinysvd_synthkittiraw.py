@@ -33,7 +33,6 @@ log_processor = dict(by_epoch=False)
 # Clips of 10 consecutive frames of the 3 training drives (every 5 frames, both cameras) at the size the
 # inference runs at for KITTI-shaped frames with max_res=320 (320x128); the held-out drive 0004 is for
 # tools/infer_video_depth.py and tools/analysis/video_depth_eval.py.
-custom_imports = dict(imports=['perception.datasets.kitti_raw_clips'], allow_failed_imports=False)
 data_root = 'data/synthkitti_raw/'
 train_dataloader = dict(
     batch_size=1,
