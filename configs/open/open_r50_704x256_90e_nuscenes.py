@@ -148,6 +148,7 @@ param_scheduler = [
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=num_iters_per_epoch, max_keep_ckpts=3),
-    visualization=dict(type='mmdet3d.Det3DVisualizationHook'))
+    # tools/test.py --show-dir: the 6 original camera images with the boxes, and the bird's-eye view
+    visualization=dict(type='MultiViewVisualizationHook'))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=16)

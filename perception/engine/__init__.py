@@ -14,3 +14,6 @@ __all__ = [
     'build_runner', 'config_parser', 'load_config', 'Mono3DVisualizationHook', 'StagewiseOptimWrapperConstructor',
     'StagewiseTrainLoop', 'stagewise_train_step'
 ]
+from .multiview_visualization_hook import MultiViewVisualizationHook  # noqa: E402
+
+__all__ += ['MultiViewVisualizationHook']
