@@ -56,6 +56,11 @@ def lidar_depth_maps(points: Tensor, lidar2img: Tensor, image_size: Tuple[int, i
     return maps.nan_to_num(posinf=0.).view(-1, height, width)
 
 
+def tokens(x: Tensor) -> Tensor:
+    """(N, C, h, w) maps -> (N, h * w, C) tokens, row-major."""
+    return x.flatten(2).transpose(1, 2)
+
+
 @MODELS.register_module()
 class OPENObjectHead(BaseModule):
     """Pixel depth, object depth and the 2D object branch of OPEN.
@@ -163,8 +168,7 @@ class OPENObjectHead(BaseModule):
         reg_feats = self.shared_reg(feats + depth_embed)
         locations = (pixel_centres(h, w, image_size[0] / h, image_size[1] / w, feats.device) + 0.5) / \
             feats.new_tensor([image_size[1], image_size[0]])
-        ltrb = self.ltrb(reg_feats).sigmoid().flatten(2).transpose(1, 2)
-        tokens = lambda x: x.flatten(2).transpose(1, 2)  # noqa: E731
+        ltrb = tokens(self.ltrb(reg_feats).sigmoid())
         return dict(
             pixel_depth=pixel_depth, object_depth=object_depth, depth_logits=depth_logits,
             cls_scores=tokens(self.cls(cls_feats)), centerness=tokens(self.centerness(cls_feats)),

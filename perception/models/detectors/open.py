@@ -120,8 +120,10 @@ class OPEN(Base3DDetector):
     def camera_inputs(batch_data_samples: List[Det3DDataSample], device) -> Dict[str, Tensor]:
         """The matrices, poses and times of the batch as tensors."""
         metas = [sample.metainfo for sample in batch_data_samples]
-        stack = lambda key, dtype: torch.as_tensor(np.stack([np.asarray(m[key]) for m in metas]), dtype=dtype,  # noqa
-                                                   device=device)
+
+        def stack(key: str, dtype: torch.dtype) -> Tensor:
+            return torch.as_tensor(np.stack([np.asarray(m[key]) for m in metas]), dtype=dtype, device=device)
+
         return dict(lidar2img=stack('lidar2img', torch.float32), cam2img=stack('cam2img', torch.float32),
                     lidar2global=stack('lidar2global', torch.float64), timestamp=stack('timestamp', torch.float64),
                     prev_exists=torch.tensor([bool(m.get('prev_exists', False)) for m in metas], device=device))
