@@ -33,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--gt', required=True, help='KITTI raw drive folder <date>/<date>_drive_<n>_sync')
     parser.add_argument('--pred', required=True, help='folder of <frame>.npy depth maps')
     parser.add_argument('--alignment', choices=SCALINGS, default='median', help='fitted once per sequence')
-    parser.add_argument('--pred-is-disparity', action='store_true', help='predictions are disparities')
+    parser.add_argument('--pred-is-disparity', action='store_true',
+                        help='predictions are disparities (square-root disparities for lsq-sqrt-disparity)')
     parser.add_argument('--cam', type=int, choices=(2, 3), default=2)
     parser.add_argument('--gt-depth', help='folder of the ground-truth depth PNGs (default: searched)')
     parser.add_argument('--crop', choices=CROPS, default='garg')

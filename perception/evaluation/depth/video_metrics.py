@@ -1,7 +1,7 @@
 """Video depth metrics: per-frame errors after one alignment per sequence, and the temporal alignment error.
 
 **Per-frame metrics.** The per-image protocols of :mod:`.functional` (crop, depth range, ``'none'``,
-``'median'``, ``'lsq-depth'`` or ``'lsq-disparity'`` scaling), except that the scale (and shift) is fitted
+``'median'``, ``'lsq-depth'``, ``'lsq-disparity'`` or ``'lsq-sqrt-disparity'`` scaling), except that the scale (and shift) is fitted
 once, on the valid pixels of all frames of the sequence together, and applied to every frame: a model whose
 scale drifts over time is penalised, as video depth papers evaluate it. AbsRel, δ1 ... of each frame, then
 their mean over frames. With one frame this is :func:`.functional.evaluate_depth`.
@@ -40,6 +40,21 @@ from .functional import (SCALINGS, average_metrics, compute_depth_metrics, crop_
 EARTH_RADIUS = 6378137.
 
 
+# Each least-squares protocol of .functional.align_depth fits scale and shift in its own space: the map of a
+# prediction (given as depth) into it, and of the ground truth.
+_FIT_SPACES = {
+    'lsq-depth': (lambda pred, min_depth: pred, lambda gt: gt),
+    'lsq-disparity': (lambda pred, min_depth: 1. / np.maximum(pred, min_depth), lambda gt: 1. / gt),
+    'lsq-sqrt-disparity': (lambda pred, min_depth: np.sqrt(1. / np.maximum(pred, min_depth)),
+                           lambda gt: np.sqrt(1. / gt)),
+}
+
+
+def _fit_space(pred: np.ndarray, scaling: str, min_depth: float, pred_is_disparity: bool) -> np.ndarray:
+    pred = np.asarray(pred, dtype=np.float64)
+    return pred if pred_is_disparity else _FIT_SPACES[scaling][0](pred, min_depth)
+
+
 def fit_sequence_alignment(pred_values: np.ndarray, gt_values: np.ndarray, scaling: str, min_depth: float = 1e-3,
                            pred_is_disparity: bool = False) -> Tuple[float, float]:
     """One (scale, shift) for a whole sequence.
@@ -47,39 +62,45 @@ def fit_sequence_alignment(pred_values: np.ndarray, gt_values: np.ndarray, scali
     Args:
         pred_values, gt_values: (M,) the prediction and the ground truth (metres) at the valid pixels of all
             frames of the sequence.
-        scaling: ``'none'`` (1, 0), ``'median'`` (ratio of the medians, shift 0), ``'lsq-depth'`` (least
-            squares on depth) or ``'lsq-disparity'`` (least squares on inverse depth against 1 / gt), as
-            :func:`.functional.align_depth` fits them on one image.
-        min_depth: a depth prediction is clipped here before its inversion (``'lsq-disparity'``).
-        pred_is_disparity: the predictions are (affine-invariant) disparities.
+        scaling: a protocol of :func:`.functional.align_depth`: ``'none'`` (1, 0), ``'median'`` (ratio of the
+            medians, shift 0), or a least-squares fit of depth (``'lsq-depth'``), of inverse depth against
+            1 / gt (``'lsq-disparity'``) or of its square root (``'lsq-sqrt-disparity'``).
+        min_depth: a depth prediction is clipped here before its inversion.
+        pred_is_disparity: the predictions already are (affine-invariant) disparities, or square-root
+            disparities for ``'lsq-sqrt-disparity'``.
 
     Returns:
         (scale, shift) for :func:`apply_alignment`.
     """
     if scaling not in SCALINGS:
         raise ValueError(f'unknown scaling {scaling!r}, expected one of {SCALINGS}')
-    if pred_is_disparity and scaling != 'lsq-disparity':
-        raise ValueError(f'a disparity prediction needs scaling="lsq-disparity", got {scaling!r}')
+    if scaling not in ('none', 'median') and scaling not in _FIT_SPACES:
+        raise ValueError(f'scaling {scaling!r} has no per-sequence fit here (video_metrics._FIT_SPACES)')
+    if pred_is_disparity and scaling not in ('lsq-disparity', 'lsq-sqrt-disparity'):
+        raise ValueError(f'a disparity prediction needs a disparity scaling, got {scaling!r}')
     if scaling == 'none':
         return 1., 0.
     if scaling == 'median':
         return median_scale(gt_values, pred_values), 0.
-    if scaling == 'lsq-depth':
-        return fit_scale_shift(gt_values, pred_values)
-    pred_values = np.asarray(pred_values, dtype=np.float64)
-    disp = pred_values if pred_is_disparity else 1. / np.maximum(pred_values, min_depth)
-    return fit_scale_shift(1. / np.asarray(gt_values, dtype=np.float64), disp)
+    gt_space = _FIT_SPACES[scaling][1](np.asarray(gt_values, dtype=np.float64))
+    scale, shift = fit_scale_shift(gt_space, _fit_space(pred_values, scaling, min_depth, pred_is_disparity))
+    if not scale > 0:
+        raise InvalidInputError(f'the least-squares scale of the predictions against the ground truth ({scaling}) '
+                                f'is {scale:.4g}: the prediction decreases where it should increase (a disparity '
+                                'given as depth, or the reverse?)')
+    return scale, shift
 
 
 def apply_alignment(pred: np.ndarray, scaling: str, scale: float, shift: float, min_depth: float = 1e-3,
                     max_depth: float = 80., pred_is_disparity: bool = False) -> np.ndarray:
     """A prediction brought to metres with a fitted (scale, shift), as :func:`.functional.align_depth` applies
     its per-image fit; (H, W) float64, not yet clipped to the evaluation range."""
-    pred = np.asarray(pred, dtype=np.float64)
+    if scaling in ('none', 'median', 'lsq-depth'):
+        return scale * np.asarray(pred, dtype=np.float64) + shift
+    aligned = scale * _fit_space(pred, scaling, min_depth, pred_is_disparity) + shift
     if scaling == 'lsq-disparity':
-        disp = pred if pred_is_disparity else 1. / np.maximum(pred, min_depth)
-        return 1. / np.maximum(scale * disp + shift, 1. / max_depth)
-    return scale * pred + shift
+        return 1. / np.maximum(aligned, 1. / max_depth)
+    return 1. / np.maximum(aligned, np.sqrt(1. / max_depth))**2
 
 
 def warp_depth(depth: np.ndarray, src2tgt: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
@@ -200,7 +221,7 @@ def evaluate_video_depth(preds: Sequence[np.ndarray],
         raise ValueError('the TAE needs the intrinsics and one pose per frame')
 
     # An affine fit of depth, or of a disparity, may start from any sign; a ratio or an inversion may not.
-    needs_positive = scaling in ('none', 'median') or (scaling == 'lsq-disparity' and not pred_is_disparity)
+    needs_positive = scaling != 'lsq-depth' and not pred_is_disparity
 
     def frame(k: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         where = names[k] if names is not None else f'frame {k}'
