@@ -52,8 +52,8 @@ test_dataloader = val_dataloader
 val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl')
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(type='OptimWrapper', _delete_=True, optimizer=dict(type='AdamW', lr=4e-4, weight_decay=0.01),
-                     clip_grad=dict(max_norm=35, norm_type=2))
+# from scratch: no lower learning rate for the backbone
+optim_wrapper = dict(paramwise_cfg=dict(_delete_=True))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=50),

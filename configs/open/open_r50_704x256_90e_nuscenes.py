@@ -2,7 +2,7 @@
 # (frozen BN, initialised from the nuImages Cascade Mask R-CNN backbone), 2-level FPN (stride 16 used), 6 cameras at
 # 704x256, 644 queries + 256 propagated, memory 1024, 10 denoising groups, 90 epochs of streaming training
 # (seq_split_num 2), AdamW 4e-4 for a total batch of 16 (8 x 2), backbone lr x 0.1, cosine, 500 warm-up
-# iterations, gradient clipping 35. The backbone weights load from a local file:
+# iterations, gradient clipping 35, fp16 with --amp. The backbone weights load from a local file:
 #   checkpoints/cascade_mask_rcnn_r50_fpn_coco-20e_20e_nuim_20201009_124951-40963960.pth
 _base_ = ['../_base_/default_runtime.py']
 
@@ -132,9 +132,9 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='NuScenesMetric', data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl')
 test_evaluator = val_evaluator
 
+# The official fp16 training (dynamic loss scale): tools/train.py --amp (AmpOptimWrapper on a GPU).
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    loss_scale='dynamic',
+    type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=4e-4, weight_decay=0.01),
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}),
     clip_grad=dict(max_norm=35, norm_type=2))
