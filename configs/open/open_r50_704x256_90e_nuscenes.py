@@ -78,6 +78,7 @@ model = dict(
             ]),
         loss_cls=dict(type='DepthFocalLoss', gamma=2.0, alpha=0.25, loss_weight=2.0),
         soft_targets=True,
+        query_inverse_sigmoid=True,
         loss_bbox=dict(type='mmdet.L1Loss', loss_weight=0.25)))
 
 dataset_type = 'NuScenesMultiViewDataset'

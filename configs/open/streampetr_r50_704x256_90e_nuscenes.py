@@ -11,4 +11,5 @@ model = dict(
                                 position_range={{_base_.position_range}}),
         loss_cls=dict(_delete_=True, type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
                       loss_weight=2.0),
-        soft_targets=False))
+        soft_targets=False,
+        query_inverse_sigmoid=False))

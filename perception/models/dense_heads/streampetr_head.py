@@ -16,6 +16,7 @@ Memory frames: the official code keeps the queue in the global frame; here it is
 frame and moved by ``inv(lidar2global_t) @ lidar2global_{t-1}`` computed in float64 (the same motion, without
 float32 round-off on ~1e3 m global coordinates).
 """
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -26,10 +27,10 @@ from mmengine.model import BaseModule, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from perception.models.layers.object_depth_encoder import pixel_centres
 from perception.models.layers.petr_temporal_decoder import PETRTemporalDecoder
 from perception.models.layers.position_embedding_3d import (MLN, lift_points, mlp, nerf_positional_encoding,
                                                             normalize_points, pos2posemb1d, pos2posemb3d)
-from perception.models.layers.object_depth_encoder import pixel_centres
 from perception.registry import MODELS, TASK_UTILS
 
 
@@ -94,6 +95,8 @@ class StreamPETRHead(BaseModule):
         loss_cls: classification loss (``DepthFocalLoss`` with soft targets, or a focal loss with
             ``soft_targets=False``).
         soft_targets: OPEN's localisation-quality targets (see :meth:`soft_scores`); False: targets of 1.
+        query_inverse_sigmoid: embed the learnable queries' reference points through ``inverse_sigmoid`` (OPEN's
+            head; StreamPETR embeds the [0, 1] points, as it does the memory's in both).
         loss_bbox: L1 loss of the box codes.
         init_cfg: mmengine initialisation config.
     """
@@ -123,6 +126,7 @@ class StreamPETRHead(BaseModule):
                      dict(type='InstanceL1Cost', key='codes', weight=0.25)]),
                  loss_cls: dict = dict(type='DepthFocalLoss', gamma=2.0, alpha=0.25, loss_weight=2.0),
                  soft_targets: bool = True,
+                 query_inverse_sigmoid: bool = False,
                  loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=0.25),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -136,6 +140,7 @@ class StreamPETRHead(BaseModule):
         self.scalar, self.noise_scale, self.split, self.dn_weight = scalar, noise_scale, split, dn_weight
         self.pc_range = tuple(pc_range)
         self.soft_targets = soft_targets
+        self.query_inverse_sigmoid = query_inverse_sigmoid
         self.input_proj = nn.Sequential(nn.Conv2d(in_channels, embed_dims, 1), nn.ReLU(inplace=True),
                                         nn.Conv2d(embed_dims, embed_dims, 1))
         self.position_embedding = MODELS.build(dict(embed_dims=embed_dims, **position_embedding))
@@ -162,6 +167,7 @@ class StreamPETRHead(BaseModule):
         nn.init.uniform_(self.reference_points.weight, 0, 1)
         if self.pseudo_reference_points is not None:
             nn.init.uniform_(self.pseudo_reference_points.weight, 0, 1)
+            self.pseudo_reference_points.weight.requires_grad = False
         nn.init.constant_(self.cls_branch[-1].bias, bias_init_with_prob(0.01))
 
     # ---- memory queue ----
@@ -196,12 +202,15 @@ class StreamPETRHead(BaseModule):
                                         + motion[:, None, :3, 3])
             for key, value in self.memory.items():
                 self.memory[key] = value * keep.view(-1, *([1] * (value.dim() - 1)))
-        if self.training and self.pseudo_reference_points is not None:
+        if self.pseudo_reference_points is not None:
+            # a cleared memory propagates fixed random points, at rest (identity pose)
             limits = self.memory['reference'].new_tensor(self.pc_range)
             pseudo = self.pseudo_reference_points.weight * (limits[3:] - limits[:3]) + limits[:3]
-            reference = self.memory['reference'].clone()
-            reference[:, :self.num_propagated] += (1 - keep).view(-1, 1, 1) * pseudo
-            self.memory['reference'] = reference
+            reset = (1 - keep).view(-1, 1, 1)
+            reference, egopose = self.memory['reference'].clone(), self.memory['egopose'].clone()
+            reference[:, :self.num_propagated] += reset * pseudo
+            egopose[:, :self.num_propagated] += reset[..., None] * torch.eye(4, device=device)
+            self.memory['reference'], self.memory['egopose'] = reference, egopose
         self.prev_pose, self.prev_time = lidar2global, timestamp
 
     def post_update_memory(self, embedding: Tensor, cls_scores: Tensor, bbox_preds: Tensor) -> None:
@@ -287,7 +296,6 @@ class StreamPETRHead(BaseModule):
         mask = torch.zeros(size, size + self.memory_len - self.num_propagated, dtype=torch.bool,
                            device=reference.device)
         mask[pad:, :pad] = True
-        mask[:pad, size:] = True
         for g in range(self.scalar):
             rows = slice(g * max_known, (g + 1) * max_known)
             mask[rows, :g * max_known] = True
@@ -321,7 +329,8 @@ class StreamPETRHead(BaseModule):
         pos = pos.reshape(batch, -1, self.embed_dims)
         self.pre_update_memory(lidar2global, timestamp, prev_exists)
         reference, attn_mask, dn_meta = self.prepare_for_dn(batch, self.reference_points.weight, gt_instances)
-        query_pos = self.query_embedding(pos2posemb3d(reference, self.embed_dims // 2))
+        query_pos = self.query_embedding(pos2posemb3d(inverse_sigmoid(reference) if self.query_inverse_sigmoid
+                                                      else reference, self.embed_dims // 2))
         tgt = torch.zeros_like(query_pos)
         tgt, query_pos, reference, temp_memory, temp_pos = self.temporal_alignment(query_pos, tgt, reference)
         outs = self.decoder(tgt, query_pos, memory, pos, temp_memory, temp_pos, attn_mask)
@@ -371,15 +380,24 @@ class StreamPETRHead(BaseModule):
         return self.loss_bbox(pred_codes[:, :codes.shape[1]], codes.nan_to_num(), weights, avg_factor=avg_factor)
 
     def loss_dn_single(self, cls_scores: Tensor, bbox_preds: Tensor, dn_meta: dict) -> Tuple[Tensor, Tensor]:
-        """Denoising losses of one layer: the positive noised queries reconstruct their box and class."""
+        """Denoising losses of one layer, as the official head: every noised query regresses its object's box;
+        the positive ones (noise norm <= split) classify it, with OPEN's soft score as target. The classification
+        is averaged over the expected number of positives, ``num * pi / 6 * split^3`` (the fraction of the noise
+        cube inside the ball of radius ``split``), the boxes over all noised queries."""
         labels = dn_meta['labels']
-        valid, positive = labels >= 0, (labels >= 0) & (labels < self.num_classes)
-        target = torch.zeros_like(cls_scores)
-        target[positive, labels[positive]] = 1.0
-        num_pos = reduce_mean(cls_scores.new_tensor(max(int(positive.sum()), 1)))
-        loss_cls = self.loss_cls(cls_scores[valid], target[valid], avg_factor=num_pos)
-        codes = self.bbox_coder.encode(dn_meta['targets'][positive])
-        return loss_cls, self.loss_box_codes(bbox_preds[positive], codes, num_pos)
+        valid = labels >= 0
+        positive = valid & (labels < self.num_classes)
+        num = cls_scores.new_tensor(float(valid.sum()))
+        boxes = dn_meta['targets'][valid]
+        codes = self.bbox_coder.encode(boxes)
+        pred_codes = bbox_preds[valid]
+        soft = self.soft_scores(pred_codes, codes) if self.soft_targets else torch.ones_like(num).expand(len(codes))
+        target = torch.zeros_like(cls_scores[valid])
+        pos = positive[valid]
+        target[pos, labels[valid][pos]] = soft[pos]
+        cls_avg = reduce_mean(num * math.pi / 6 * self.split ** 3).clamp(min=1)
+        loss_cls = self.loss_cls(cls_scores[valid], target, avg_factor=cls_avg)
+        return loss_cls, self.loss_box_codes(pred_codes, codes, reduce_mean(num).clamp(min=1))
 
     def loss(self, outputs: Dict[str, Tensor], gt_instances: List[InstanceData]) -> Dict[str, Tensor]:
         """Losses of every decoder layer (``d{i}.`` prefixes, the last layer without), denoising ones included."""

@@ -81,8 +81,16 @@ def test_memory_is_cleared_where_a_run_starts():
         frame(head, pose(0.0, 0.0, 0.0), 0.0, False)
         assert head.memory['embedding'].abs().sum() > 0
         head.pre_update_memory(pose(0.1, 1.0, 0.0), torch.tensor([0.5], dtype=torch.float64), torch.tensor([False]))
-    for value in head.memory.values():
-        assert value.abs().max() == 0
+    # everything forgotten; the 3 propagated slots hold the fixed pseudo points, at rest
+    for key in ('embedding', 'age', 'velocity'):
+        assert head.memory[key].abs().max() == 0
+    limits = torch.tensor(PC_RANGE)
+    pseudo = head.pseudo_reference_points.weight * (limits[3:] - limits[:3]) + limits[:3]
+    np.testing.assert_allclose(head.memory['reference'][0, :3].numpy(), pseudo.numpy(), atol=1e-5)
+    assert head.memory['reference'][0, 3:].abs().max() == 0
+    assert torch.equal(head.memory['egopose'][0, :3], torch.eye(4).expand(3, 4, 4))
+    assert head.memory['egopose'][0, 3:].abs().max() == 0
+    assert not head.pseudo_reference_points.weight.requires_grad
 
 
 def test_denoising_groups_and_losses():
@@ -96,7 +104,8 @@ def test_denoising_groups_and_losses():
     assert mask.shape == (4 + 15, 4 + 15 + 10 - 3)
     assert mask[4:, :4].all() and not mask[4:, 4:].any()
     assert mask[0, 2:4].all() and not mask[0, :2].any() and mask[2, :2].all()
-    assert mask[:4, 19:].all()
+    # the noised queries see the memory keys (as the official mask)
+    assert not mask[:4, 19:].any()
     out = frame(head, pose(0.0, 0.0, 0.0), 0.0, False, gt)
     assert out['all_cls_scores'].shape == (2, 1, 15, 3) and out['dn_cls_scores'].shape == (2, 1, 4, 3)
     losses = head.loss(out, gt)
