@@ -135,12 +135,13 @@ class OPENObjectHead(BaseModule):
         self.prev_feats = None
 
     def previous_features(self, feats: Tensor, prev_exists: Tensor) -> Tensor:
-        """The previous frame's features of each view; the current ones where a run starts (no previous frame)."""
+        """The previous frame's features of each view; zeros where a run starts (no previous frame), as the
+        official code."""
         if self.prev_feats is None or self.prev_feats.shape != feats.shape:
-            prev = feats.detach()
+            prev = torch.zeros_like(feats)
         else:
             keep = prev_exists.to(feats.dtype).repeat_interleave(len(feats) // len(prev_exists))[:, None, None, None]
-            prev = keep * self.prev_feats + (1 - keep) * feats.detach()
+            prev = keep * self.prev_feats
         self.prev_feats = feats.detach()
         return prev
 

@@ -47,8 +47,8 @@ def lift_object_centers(centers: Tensor, depths: Tensor, lidar2img: Tensor) -> T
 @MODELS.register_module()
 class ObjectWisePositionEmbedding(nn.Module):
     """OPEN's position embedding of the image tokens: ``MLP(pos2posemb3d(inverse_sigmoid(norm(P_c))))`` with
-    ``P_c`` the lifted predicted centre of the token's object (detached: the embedding does not train the 2D
-    branch).
+    ``P_c`` the lifted predicted centre of the token's object. As in the official code the centres are not
+    detached: the decoder's losses reach the 2D branch's centres and depths through the embedding.
 
     Args:
         embed_dims: channels.
@@ -67,7 +67,7 @@ class ObjectWisePositionEmbedding(nn.Module):
         if object_centers is None:
             raise ValueError('ObjectWisePositionEmbedding needs the object centres of the 2D branch '
                              '(an img_roi_head)')
-        centres = lift_object_centers(object_centers.detach(), object_depths.detach(), lidar2img)
+        centres = lift_object_centers(object_centers, object_depths, lidar2img)
         normalized = normalize_points(centres, self.position_range).clamp(0, 1)
         return self.encoder(pos2posemb3d(inverse_sigmoid(normalized), self.embed_dims // 2))
 
