@@ -26,6 +26,7 @@ import torch
 from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch as mmcv_msda
 from mmdet3d.structures import Det3DDataSample
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from torch import nn
 
@@ -54,7 +55,7 @@ def build(config: str) -> tuple:
     cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg = None
     init_default_scope(cfg.default_scope)
-    logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter init report
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init report
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         model = MODELS.build(cfg.model)
