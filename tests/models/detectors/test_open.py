@@ -21,7 +21,8 @@ CLASSES = ['car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 
 
 
 def tiny_model(object_wise: bool = True):
-    """The synthetic-world config shrunk further: ResNet-18 at 16 base channels, 32 channels, 2 layers."""
+    """The synthetic-world config shrunk further: ResNet-18 at 16 base channels, 32 channels, 2 layers, 64 queries
+    (the real keyframe has 51 objects in range)."""
     name = 'open' if object_wise else 'streampetr'
     cfg = Config.fromfile(str(CONFIG_DIR / f'{name}_r18_tiny_synthnuscenes.py'))
     model = copy.deepcopy(cfg.model)
@@ -29,7 +30,7 @@ def tiny_model(object_wise: bool = True):
     model.neck.update(in_channels=[64, 128], out_channels=32)
     if object_wise:
         model.img_roi_head.update(embed_dims=32, encoder=dict(feedforward_channels=64, num_heads=4, dropout=0.))
-    model.pts_bbox_head.update(in_channels=32, embed_dims=32, num_query=20, memory_len=24, topk_proposals=8,
+    model.pts_bbox_head.update(in_channels=32, embed_dims=32, num_query=64, memory_len=24, topk_proposals=8,
                                num_propagated=8, scalar=2,
                                decoder=dict(num_layers=2, num_heads=4, feedforward_channels=64, dropout=0.))
     return MODELS.build(model)
@@ -67,15 +68,15 @@ def test_output_shapes(keyframe_dataset):
     with torch.no_grad():
         outputs, obj_outputs, _ = model.forward_heads(data['inputs'], data['data_samples'])
         results = model.predict(data['inputs'], data['data_samples'])
-    # 2 layers, 20 queries + 8 propagated, 10 classes, 10 codes; the image head per token of 6 views of 6x12
-    assert outputs['all_cls_scores'].shape == (2, 1, 28, 10)
-    assert outputs['all_bbox_preds'].shape == (2, 1, 28, 10)
+    # 2 layers, 64 queries + 8 propagated, 10 classes, 10 codes; the image head per token of 6 views of 6x12
+    assert outputs['all_cls_scores'].shape == (2, 1, 72, 10)
+    assert outputs['all_bbox_preds'].shape == (2, 1, 72, 10)
     assert obj_outputs['cls_scores'].shape == (6, 72, 10) and obj_outputs['bboxes'].shape == (6, 72, 4)
     assert obj_outputs['centers'].shape == (6, 72, 2) and obj_outputs['center_depth'].shape == (6, 72, 1)
     assert obj_outputs['pixel_depth'].shape == (6, 1, 6, 12) and obj_outputs['depth_logits'].shape == (6, 16, 6, 12)
     pred = results[0].pred_instances_3d
-    # max_num 300 (class, query) pairs of 28 x 10, fewer after the range filter
-    assert pred.bboxes_3d.tensor.shape[1] == 9 and 0 < len(pred.bboxes_3d) <= 280
+    # the best 300 (query, class) pairs of 72 x 10, fewer after the range filter
+    assert pred.bboxes_3d.tensor.shape[1] == 9 and 0 < len(pred.bboxes_3d) <= 300
     assert pred.scores_3d.shape == pred.labels_3d.shape == (len(pred.bboxes_3d), )
     assert bool((pred.scores_3d[:-1] >= pred.scores_3d[1:]).all())
 
@@ -103,8 +104,8 @@ def test_every_config_builds(path):
 
 @pytest.mark.slow
 def test_two_sample_overfit_on_the_real_keyframe(keyframe_dataset):
-    """Two samples (the keyframe twice) and every loss of OPEN: the total falls by 70 % in 90 steps (to about
-    25 % of the first one in 75 steps, measured on the 2 cores)."""
+    """Two samples (the keyframe twice) and every loss of OPEN: the total falls by 70 % in 90 steps (measured:
+    68.2 to 15.2, 22 %, after 85 steps)."""
     torch.manual_seed(0)
     np.random.seed(0)
     model = tiny_model()
