@@ -1,5 +1,4 @@
 """``tools/test.py --show-dir`` for multi-view 3D detectors (OPEN, StreamPETR): one picture per nuScenes sample."""
-import os.path as osp
 from typing import Sequence
 
 import mmcv
@@ -42,17 +41,5 @@ class MultiViewVisualizationHook(Mono3DVisualizationHook):
         return draw_multiview_frame(images, meta['lidar2cam'], meta['ori_cam2img'], boxes, names,
                                     pred.scores_3d[keep].cpu().numpy(), gt_boxes=gt_boxes, bev_range=self.bev_range)
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch: dict,
-                        outputs: Sequence[Det3DDataSample]) -> None:
-        if not self.draw:
-            return
-        classes = runner.test_dataloader.dataset.metainfo['classes']
-        for data_sample in outputs:
-            picture = self.draw_sample(data_sample, classes)
-            name = str(data_sample.metainfo['token'])
-            if self.show:
-                mmcv.imshow(picture, win_name=name, wait_time=int(self.wait_time * 1000))
-            if self.out_dir is not None:
-                path = osp.join(self.out_dir, f'{name}.png')
-                if not mmcv.imwrite(picture, path):
-                    raise OSError(f'{path}: cannot write the picture')
+    def picture_name(self, metainfo: dict) -> str:
+        return str(metainfo['token'])

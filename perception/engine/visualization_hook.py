@@ -82,6 +82,10 @@ class Mono3DVisualizationHook(Hook):
         return draw_mono3d_frame(image, data_sample.metainfo['ori_cam2img'], boxes, names,
                                  pred.scores_3d.cpu().numpy()[keep], gt_boxes=gt_boxes, bev_range=self.bev_range)
 
+    def picture_name(self, metainfo: dict) -> str:
+        """The file name (without extension) of a test sample's picture."""
+        return frame_name(metainfo)
+
     def after_test_iter(self, runner, batch_idx: int, data_batch: dict,
                         outputs: Sequence[Det3DDataSample]) -> None:
         if not self.draw:
@@ -89,7 +93,7 @@ class Mono3DVisualizationHook(Hook):
         classes = runner.test_dataloader.dataset.metainfo['classes']
         for data_sample in outputs:
             picture = self.draw_sample(data_sample, classes)
-            name = frame_name(data_sample.metainfo)
+            name = self.picture_name(data_sample.metainfo)
             if self.show:
                 mmcv.imshow(picture, win_name=name, wait_time=int(self.wait_time * 1000))
             if self.out_dir is not None:
