@@ -44,7 +44,6 @@ import os.path as osp
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
@@ -54,16 +53,13 @@ from torch import Tensor
 from perception.fileio import InvalidInputError
 from perception.registry import MODELS
 
+from .local_weights import load_folder, read_embedding
+
 INFER_MODES = ('ours', 'replacement', 'naive')
 TRAIN_STAGES = ('full', 'spatial', 'temporal', 'vae')
 # Names of the UNet's temporal parameters: the temporal ResNet and transformer blocks, their frame-position
 # embedding and the learned spatial/temporal mixing factors.
 TEMPORAL_KEYS = ('temporal_', 'time_mixer', 'time_pos_embed')
-# Safetensors files of a diffusers folder, the full-precision name first; fp16 files load as float32.
-WEIGHT_FILES = {
-    'diffusers': ('diffusion_pytorch_model.safetensors', 'diffusion_pytorch_model.fp16.safetensors'),
-    'transformers': ('model.safetensors', 'model.fp16.safetensors'),
-}
 
 
 def chronodepth_input_size(height: int, width: int, max_res: int = 1024) -> Tuple[int, int]:
@@ -87,25 +83,6 @@ def _euler_scheduler():
     # diffusers takes seconds to import: only the diffusion models import it, when built.
     from diffusers import EulerDiscreteScheduler
     return EulerDiscreteScheduler
-
-
-def _weight_file(folder: str, kind: str) -> str:
-    for name in WEIGHT_FILES[kind]:
-        if osp.isfile(osp.join(folder, name)):
-            return osp.join(folder, name)
-    raise FileNotFoundError(f'{folder}: none of {", ".join(WEIGHT_FILES[kind])} (a diffusers-format folder holds '
-                            'its config.json and one of them; sharded checkpoints are not supported)')
-
-
-def _load_folder(module: torch.nn.Module, folder: str, kind: str) -> None:
-    """Load the safetensors weights of a diffusers/transformers folder into ``module`` (exact fit, float32)."""
-    from safetensors.torch import load_file
-    path = _weight_file(folder, kind)
-    state = {k: v.float() for k, v in load_file(path).items()}
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise InvalidInputError(f'{path} does not fit the {type(module).__name__} of the config: {error}') from None
 
 
 @MODELS.register_module()
@@ -268,7 +245,7 @@ class ChronoDepth(BaseModel):
             pre = json.load(f)
         encoder = CLIPVisionModelWithProjection(CLIPVisionConfig.from_pretrained(image_encoder_dir,
                                                                                  local_files_only=True))
-        _load_folder(encoder, image_encoder_dir, 'transformers')
+        load_folder(encoder, image_encoder_dir, 'transformers')
         size = encoder.config.image_size
         mean, std = (torch.tensor(pre[k], dtype=torch.float32).view(1, 3, 1, 1) for k in ('image_mean', 'image_std'))
         pixels = ((torch.zeros(1, 3, size, size) - mean) / std)
@@ -276,19 +253,10 @@ class ChronoDepth(BaseModel):
 
     def load_image_embedding(self, path: str) -> None:
         """Take the CLIP embedding from a stored ``.npy`` (1, D) file (warns: no CLIP encoder computes it)."""
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{path}: no such image embedding file')
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise InvalidInputError(f'{path}: not a .npy array ({error})') from None
-        if array.shape not in ((1, self.image_embedding.shape[1]), (self.image_embedding.shape[1], )) \
-                or not np.isfinite(array).all():
-            raise InvalidInputError(f'{path}: expected a finite (1, {self.image_embedding.shape[1]}) embedding, '
-                                    f'got {array.dtype} {array.shape}')
+        embedding = read_embedding(path, self.image_embedding.shape, 'image embedding')
         warnings.warn(f'ChronoDepth: the CLIP embedding of the all-zeros image is read from {path}, not computed '
                       'from a CLIP encoder')
-        self.image_embedding.copy_(torch.from_numpy(array.astype(np.float32)).view(1, -1))
+        self.image_embedding.copy_(embedding)
 
     @torch.no_grad()
     def load_official(self, unet: str, base: str) -> None:
@@ -307,8 +275,8 @@ class ChronoDepth(BaseModel):
                 raise FileNotFoundError(f'{folder}: no such folder (ChronoDepth loads local folders only)')
         if not osp.isfile(osp.join(base, 'model_index.json')):
             raise FileNotFoundError(f'{base}: no model_index.json (not a diffusers pipeline folder)')
-        _load_folder(self.unet, unet, 'diffusers')
-        _load_folder(self.vae, osp.join(base, 'vae'), 'diffusers')
+        load_folder(self.unet, unet, 'diffusers')
+        load_folder(self.vae, osp.join(base, 'vae'), 'diffusers')
         scheduler = _euler_scheduler()
         self.scheduler = scheduler.from_config(scheduler.load_config(osp.join(base, 'scheduler'),
                                                                      local_files_only=True))

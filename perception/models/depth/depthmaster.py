@@ -57,7 +57,8 @@ from torch import Tensor, nn
 
 from perception.fileio import InvalidInputError
 from perception.registry import MODELS
-from .chronodepth import _load_folder
+
+from .local_weights import load_folder, read_embedding
 
 HUBER_MODES = ('official', 'standard')
 # ImageNet statistics the official code normalises the external encoder's input with.
@@ -325,17 +326,7 @@ class DepthMaster(BaseModel):
     # loading
     def load_text_embedding(self, path: str) -> None:
         """Take the empty-text embedding from a stored ``.npy`` (L, D) or (1, L, D) file."""
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{path}: no such text embedding file')
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise InvalidInputError(f'{path}: not a .npy array ({error})') from None
-        shape = tuple(self.text_embedding.shape)
-        if array.shape not in (shape, shape[1:]) or not np.isfinite(array).all():
-            raise InvalidInputError(f'{path}: expected a finite {shape[1:]} embedding, got {array.dtype} '
-                                    f'{array.shape}')
-        self.text_embedding.copy_(torch.from_numpy(array.astype(np.float32)).view(shape))
+        self.text_embedding.copy_(read_embedding(path, self.text_embedding.shape, 'text embedding'))
 
     @torch.no_grad()
     def clip_text_embedding(self, text_encoder_dir: str, tokenizer_dir: str) -> Tensor:
@@ -352,7 +343,7 @@ class DepthMaster(BaseModel):
             raise InvalidInputError(f'{vocab_file}: no {missing} (not a CLIP vocabulary)')
         config = CLIPTextConfig.from_pretrained(text_encoder_dir, local_files_only=True)
         encoder = CLIPTextModel(config)
-        _load_folder(encoder, text_encoder_dir, 'transformers')
+        load_folder(encoder, text_encoder_dir, 'transformers')
         ids = torch.tensor([[vocab['<|startoftext|>'], vocab['<|endoftext|>']]])
         return encoder.eval()(ids)[0]
 
@@ -374,8 +365,8 @@ class DepthMaster(BaseModel):
             if differing:
                 raise InvalidInputError(f'{folder}/{name}/config.json differs from the model of the config '
                                         f'(theirs, ours): {differing}')
-        _load_folder(self.unet, osp.join(folder, 'unet'), 'diffusers')
-        _load_folder(self.vae, osp.join(folder, 'vae'), 'diffusers')
+        load_folder(self.unet, osp.join(folder, 'unet'), 'diffusers')
+        load_folder(self.vae, osp.join(folder, 'vae'), 'diffusers')
         text_encoder, tokenizer = osp.join(folder, 'text_encoder'), osp.join(folder, 'tokenizer')
         if osp.isdir(text_encoder) and osp.isdir(tokenizer):
             embedding = self.clip_text_embedding(text_encoder, tokenizer)
