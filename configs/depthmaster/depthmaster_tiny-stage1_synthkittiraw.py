@@ -64,7 +64,7 @@ test_dataloader = dict(
         depth_source='velodyne',
         pipeline=pipeline,
         test_mode=True))
-# Evaluated by tools/test.py only: an early model can fit a negative scale, which the protocol refuses.
+# Evaluated by tools/test.py only (no validation during training).
 val_dataloader = None
 val_cfg = None
 val_evaluator = None

@@ -15,7 +15,9 @@ A depth prediction evaluated without scaling or with the median scale must be po
 pixel: a zero or negative depth has no error that means anything (an all-zero map would give NaN errors
 beside a plausible a1, and a sign-flipped map a negative median scale that undoes the flip), so it raises
 :class:`~perception.fileio.InvalidInputError` with the count. Under the least-squares protocols a fitted
-scale <= 0 (the prediction decreases with depth) raises too, and an aligned depth <= 0 is clipped to
+scale <= 0 (the prediction decreases with depth, as an untrained or sign-flipped map does) is replaced by the
+best fit with a non-negative scale, the constant ``mean(target)`` (scale 0), with a warning: such an image is
+scored as a constant prediction, never credited for a flip the fit would undo. An aligned depth <= 0 is clipped to
 ``min_depth`` as the protocol says, with a warning that counts the pixels.
 """
 import math
@@ -143,12 +145,10 @@ def align_depth(pred: np.ndarray,
     if scaling == 'median':
         return pred * median_scale(gt[valid], pred[valid])
     if scaling == 'lsq-depth':
-        scale, shift = fit_scale_shift(gt[valid], pred[valid])
-        _check_positive_scale(scale, 'depth')
+        scale, shift = fit_nonnegative_scale_shift(gt[valid], pred[valid], 'depth')
         return scale * pred + shift
     disp = pred if pred_is_disparity else 1. / np.maximum(pred, min_depth)
-    scale, shift = fit_scale_shift(1. / gt[valid], disp[valid])
-    _check_positive_scale(scale, 'disparity')
+    scale, shift = fit_nonnegative_scale_shift(1. / gt[valid], disp[valid], 'disparity')
     return 1. / np.maximum(scale * disp + shift, 1. / max_depth)
 
 
@@ -168,16 +168,19 @@ def align_sqrt_disparity(pred: np.ndarray,
     """
     pred = _as_numpy(pred)
     sqrt_disp = pred if pred_is_sqrt_disparity else np.sqrt(1. / np.maximum(pred, min_depth))
-    scale, shift = fit_scale_shift(np.sqrt(1. / gt[valid]), sqrt_disp[valid])
-    _check_positive_scale(scale, 'square-root disparity')
+    scale, shift = fit_nonnegative_scale_shift(np.sqrt(1. / gt[valid]), sqrt_disp[valid], 'square-root disparity')
     return 1. / np.maximum(scale * sqrt_disp + shift, math.sqrt(1. / max_depth))**2
 
 
-def _check_positive_scale(scale: float, kind: str) -> None:
-    if not scale > 0:
-        raise InvalidInputError(f'the least-squares scale of the prediction against the ground-truth {kind} is '
-                                f'{scale:.4g}: the prediction decreases where it should increase (a disparity '
-                                'given as depth, or the reverse?)')
+def fit_nonnegative_scale_shift(target: np.ndarray, source: np.ndarray, kind: str = 'depth') -> Tuple[float, float]:
+    """Least-squares (scale, shift) constrained to scale >= 0: the unconstrained fit, or (0, mean(target)) when
+    that fit's scale is <= 0 (the constrained optimum then lies on the boundary), with a warning."""
+    scale, shift = fit_scale_shift(target, source)
+    if scale > 0:
+        return scale, shift
+    warnings.warn(f'the least-squares scale of the prediction against the ground-truth {kind} is {scale:.4g} '
+                  '(the prediction decreases where it should increase): scored as the constant fit, scale 0')
+    return 0., float(np.mean(target))
 
 
 def resize_depth(pred: ArrayLike, size: Sequence[int]) -> np.ndarray:

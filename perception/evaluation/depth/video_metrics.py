@@ -34,8 +34,8 @@ import numpy as np
 
 from perception.datasets.kitti_raw import load_kitti_raw_calib
 from perception.fileio import InvalidInputError, read_raw_calib_file
-from .functional import (SCALINGS, average_metrics, compute_depth_metrics, crop_mask, fit_scale_shift, median_scale,
-                         resize_depth)
+from .functional import (SCALINGS, average_metrics, compute_depth_metrics, crop_mask, fit_nonnegative_scale_shift,
+                         median_scale, resize_depth)
 
 EARTH_RADIUS = 6378137.
 
@@ -83,12 +83,9 @@ def fit_sequence_alignment(pred_values: np.ndarray, gt_values: np.ndarray, scali
     if scaling == 'median':
         return median_scale(gt_values, pred_values), 0.
     gt_space = _FIT_SPACES[scaling][1](np.asarray(gt_values, dtype=np.float64))
-    scale, shift = fit_scale_shift(gt_space, _fit_space(pred_values, scaling, min_depth, pred_is_disparity))
-    if not scale > 0:
-        raise InvalidInputError(f'the least-squares scale of the predictions against the ground truth ({scaling}) '
-                                f'is {scale:.4g}: the prediction decreases where it should increase (a disparity '
-                                'given as depth, or the reverse?)')
-    return scale, shift
+    # A scale <= 0 becomes the constant fit (scale 0), as in .functional.align_depth.
+    return fit_nonnegative_scale_shift(gt_space, _fit_space(pred_values, scaling, min_depth, pred_is_disparity),
+                                       f'{scaling} of the sequence')
 
 
 def apply_alignment(pred: np.ndarray, scaling: str, scale: float, shift: float, min_depth: float = 1e-3,

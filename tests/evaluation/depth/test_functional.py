@@ -152,8 +152,15 @@ def test_predictions_must_be_positive_where_evaluated():
     assert evaluate_depth(pred, gt, crop='none', scaling='median')['abs_rel'] == pytest.approx(0.)
 
 
-def test_least_squares_with_a_negative_scale_is_refused():
+def test_least_squares_with_a_negative_scale_scores_as_the_constant_fit():
     gt = np.linspace(2., 40., 24).reshape(4, 6)
-    with pytest.raises(InvalidInputError, match='least-squares scale .* is -'):
-        evaluate_depth(100. - gt, gt, crop='none', scaling='lsq-depth')
+    for scaling, target in (('lsq-depth', gt), ('lsq-disparity', 1. / gt), ('lsq-sqrt-disparity', np.sqrt(1. / gt))):
+        with pytest.warns(UserWarning, match='least-squares scale .* is -'):
+            flipped = evaluate_depth(100. - gt, gt, crop='none', scaling=scaling)
+        # Scale 0, shift mean(target): every pixel gets the depth of the mean target value.
+        depth = {'lsq-depth': target.mean(), 'lsq-disparity': 1. / target.mean(),
+                 'lsq-sqrt-disparity': 1. / target.mean()**2}[scaling]
+        constant = evaluate_depth(np.full_like(gt, depth), gt, crop='none', scaling='none')
+        assert flipped == pytest.approx(constant)
+        assert flipped['abs_rel'] > 0.3
     assert evaluate_depth(3. * gt + 1., gt, crop='none', scaling='lsq-depth')['abs_rel'] == pytest.approx(0., abs=1e-9)

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from perception.evaluation.depth import DepthMetric, align_depth, evaluate_depth
-from perception.fileio import InvalidInputError
 
 
 def test_exact_affine_sqrt_disparity_is_recovered():
@@ -36,10 +35,12 @@ def test_hand_computed_fit_and_clip():
     assert not np.allclose(out, gt)  # not an exact fit: the least squares are what is tested
 
 
-def test_a_reversed_prediction_is_refused_and_the_metric_runs():
+def test_a_reversed_prediction_is_the_constant_fit_and_the_metric_runs():
     gt = np.array([[1., 4., 9.]])
-    with pytest.raises(InvalidInputError, match='square-root disparity'):
-        align_depth(np.array([[0., 1., 2.]]), gt, gt > 0, 'lsq-sqrt-disparity', pred_is_disparity=True)
+    with pytest.warns(UserWarning, match='square-root disparity is -'):
+        aligned = align_depth(np.array([[0., 1., 2.]]), gt, gt > 0, 'lsq-sqrt-disparity', pred_is_disparity=True)
+    # sqrt(1 / gt) = 1, 1/2, 1/3: scale 0 and shift 11/18 everywhere, depth (18/11)^2
+    np.testing.assert_allclose(aligned, np.full((1, 3), (18 / 11)**2))
     gt = np.linspace(2, 40, 64).reshape(8, 8)
     raw = 0.3 * np.sqrt(1 / gt) - 0.05
     metrics = evaluate_depth(raw, gt, crop='none', scaling='lsq-sqrt-disparity', pred_is_disparity=True)
