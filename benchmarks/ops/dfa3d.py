@@ -17,11 +17,11 @@ size before the call.
 import argparse
 import math
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
+
+from memory import in_child, peak_growth
 
 IMAGE = (480, 800)  # H, W
 LEVEL = (15, 25)  # stride 32
@@ -135,14 +135,6 @@ def time_pair(repeat):
     }
 
 
-def _status_kb(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f'{key} missing from /proc/self/status')
-
-
 def peak_memory_child(name, threads):
     """Runs in a fresh process: the peak extra memory of one forward + backward, in bytes."""
     torch.set_num_threads(threads)
@@ -150,19 +142,11 @@ def peak_memory_child(name, threads):
     args = leaves(make_inputs())
     value, loc = args[0], args[4]
     grad = torch.ones(value.shape[0], loc.shape[1], HEADS * CHANNELS)
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')  # resets the peak resident set (VmHWM) to the current size
-    before = _status_kb('VmRSS')
-    call(fn, *args).backward(grad)
-    return _status_kb('VmHWM') - before
+    return peak_growth(lambda: call(fn, *args).backward(grad))
 
 
 def peak_memory(name, threads):
-    code = (f'import sys; sys.path.insert(0, {sys.path[0]!r}); import dfa3d; '
-            f'print(dfa3d.peak_memory_child({name!r}, {threads}))')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         check=True, cwd=sys.path[0])
-    return int(out.stdout.strip().splitlines()[-1])
+    return in_child('dfa3d', 'peak_memory_child', name, threads)
 
 
 def main():

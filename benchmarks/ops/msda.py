@@ -15,11 +15,11 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
+
+from memory import in_child, peak_growth
 
 LEVELS = [(48, 160), (24, 80), (12, 40), (6, 20)]
 # name: (queries, uniform locations)
@@ -96,14 +96,6 @@ def time_pair(num_queries, repeat, uniform=False):
     }
 
 
-def _status_kb(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f'{key} missing from /proc/self/status')
-
-
 def peak_memory_child(name, num_queries, threads, uniform=False):
     """Runs in a fresh process: the peak extra memory of one forward + backward, in bytes."""
     torch.set_num_threads(threads)
@@ -111,20 +103,11 @@ def peak_memory_child(name, num_queries, threads, uniform=False):
     value, shapes, starts, loc, attn = make_inputs(num_queries, uniform=uniform)
     v, l, a = (t.clone().requires_grad_(True) for t in (value, loc, attn))
     grad = torch.ones(value.shape[0], num_queries, value.shape[2] * value.shape[3])
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')  # resets the peak resident set (VmHWM) to the current size
-    before = _status_kb('VmRSS')
-    out = fn(v, shapes, starts, l, a)
-    out.backward(grad)
-    return _status_kb('VmHWM') - before
+    return peak_growth(lambda: fn(v, shapes, starts, l, a).backward(grad))
 
 
 def peak_memory(name, num_queries, threads, uniform=False):
-    code = (f'import sys; sys.path.insert(0, {sys.path[0]!r}); import msda; '
-            f'print(msda.peak_memory_child({name!r}, {num_queries}, {threads}, {uniform}))')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         check=True, cwd=sys.path[0])
-    return int(out.stdout.strip().splitlines()[-1])
+    return in_child('msda', 'peak_memory_child', name, num_queries, threads, uniform)
 
 
 def main():
