@@ -14,3 +14,6 @@ from .open_object_head import OPENObjectHead, lidar_depth_maps  # noqa: E402
 from .streampetr_head import FrustumPositionEmbedding, StreamPETRHead  # noqa: E402
 
 __all__ += ['OPENObjectHead', 'lidar_depth_maps', 'FrustumPositionEmbedding', 'StreamPETRHead']
+from .bevformer_head import BEVFormerHead  # noqa: E402
+
+__all__ += ['BEVFormerHead']

@@ -25,3 +25,9 @@ __all__ += [
 from .fused_attention import FusedMultiheadAttention  # noqa: E402
 
 __all__ += ['FusedMultiheadAttention']
+from .dfa3d_spatial_cross_attention import (DFA3DDepthHead, PillarDeformableAttention,  # noqa: E402
+                                            SpatialCrossAttention, depth_bin_index, one_hot_depth, pillar_points,
+                                            project_pillars)
+
+__all__ += ['DFA3DDepthHead', 'PillarDeformableAttention', 'SpatialCrossAttention', 'depth_bin_index',
+            'one_hot_depth', 'pillar_points', 'project_pillars']
