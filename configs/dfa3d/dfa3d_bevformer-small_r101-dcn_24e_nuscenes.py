@@ -1,11 +1,13 @@
 # BEVFormer-small with DFA3D (ICCV 2023) with the defaults of IDEA-Research/3D-deformable-attention
-# (BEVFormer_DFA3D/projects/configs/bevformer/bevformer_*_DFA3D.py), without the temporal self-attention (not
-# implemented here: one frame, no queue): ResNet-101-DCN (caffe style, frozen stage 1 and BN) initialised from the
-# FCOS3D checkpoint, one FPN level (stride 32), 6 cameras at 0.8 x 1600x900, BEV 150x150 from 3 encoder layers
-# (4 pillar points, 8 sampling points), 6 decoder layers of 900 queries, the grouped depth head (112 bins of 0.5 m
-# over 2-58 m, 24 codes) on that level, AdamW 2e-4 (backbone x 0.1), weight decay 0.01, 500 linear warm-up
-# iterations, cosine, gradient clipping 35, 24 epochs of 1 sample on each of 8 GPUs. The backbone weights load
-# from a local file: ckpts/r101_dcn_fcos3d_pretrain.pth (or --cfg-options model.backbone.init_cfg=None).
+# (BEVFormer_DFA3D/projects/configs/bevformer/bevformer_small_DFA3D.py), without the temporal self-attention, CAN
+# bus, grid mask and photometric distortion (not implemented here: one frame, no queue): ResNet-101-DCN (caffe
+# style, frozen stage 1 and BN) initialised from the FCOS3D checkpoint, one FPN level (stride 32), 6 cameras at
+# 0.8 x 1600x900, BEV 150x150 from 3 encoder layers (4 pillar points, 8 sampling points, use_empty=False), 6 decoder
+# layers of 900 queries, the grouped depth head (d_bound [2, 58, 0.5]: 112 bins, levels [2, 4, 8]: 24 codes, loss
+# weight 0.5) on that level (indice_layer_depthnet=0), AdamW 2e-4 (backbone x 0.1), weight decay 0.01, 500 linear
+# warm-up iterations (1/3), cosine (min ratio 1e-3), gradient clipping 35, 24 epochs of 1 sample on each of 8 GPUs.
+# The backbone weights load from a local file: ckpts/r101_dcn_fcos3d_pretrain.pth, the official load_from (or
+# --cfg-options model.backbone.init_cfg=None).
 _base_ = ['../_base_/default_runtime.py']
 
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]

@@ -20,8 +20,9 @@ Here:
 - :class:`DFA3DDepthHead`: the official grouped-bin depth head (``DepthHead_MLVGDpt``), its decoding to the
   depth bins and its LiDAR supervision (:func:`depth_bin_index`, :func:`one_hot_depth`).
 
-Departures (choices): the official ``weight_update`` ("use_empty" weighting) is not returned; the depth
-distribution is shared by the heads.
+Departures (choices): the official ``weight_update`` (for ``use_empty=True``; its configs set False) is not
+computed; u and v are normalised by the padded input size (the official code divides by the unpadded image size
+while the features cover the padded input).
 """
 from typing import Optional, Sequence, Tuple
 
@@ -64,7 +65,7 @@ def project_pillars(points: Tensor, lidar2img: Tensor, image_size: Tuple[int, in
         depth_range: (d_min, d_max) mapped to d = 0 and 1 (the depth bins' outer edges), metres.
 
     Returns:
-        ``uvd`` (B, V, Q, Z, 3): u = pixel x / W, v = pixel y / H (BEVFormer's normalisation),
+        ``uvd`` (B, V, Q, Z, 3): u = pixel x / W, v = pixel y / H,
         d = (depth - d_min) / (d_max - d_min); ``bev_mask`` (B, V, Q, Z) bool: depth > eps and 0 < u, v < 1.
     """
     homogeneous = torch.cat([points, points.new_ones(*points.shape[:-1], 1)], -1)
@@ -96,8 +97,9 @@ def one_hot_depth(depth: Tensor, depth_range: Tuple[float, float] = (2.0, 58.0),
 
 @MODELS.register_module()
 class DFA3DDepthHead(BaseModule):
-    """The official depth head (``DepthHead_MLVGDpt``): 3x3 reduce conv, 3 BasicBlocks, ASPP, a deformable 3x3
-    conv and a 1x1 conv to grouped depth codes, softmax over the codes.
+    """The official depth head (``DepthHead_MLVGDpt``): 3x3 reduce conv, 3 BasicBlocks, ASPP (without dropout,
+    branches of ``mid_channels``), a deformable 3x3 conv in 4 groups and a 1x1 conv to grouped depth codes,
+    softmax over the codes.
 
     The bins (``bin_size`` wide over ``depth_range``) are split into consecutive groups of ``group_sizes`` bins
     per code: with 112 bins and group sizes (2, 4, 8), 112 / 14 = 8 codes per group, codes 0-7 cover 2 bins
@@ -126,8 +128,8 @@ class DFA3DDepthHead(BaseModule):
         self.register_buffer('code_of_bin', code_of_bin, persistent=False)
         self.reduce_conv = ConvModule(in_channels, mid_channels, 3, padding=1, norm_cfg=dict(type='BN'))
         self.stem = nn.Sequential(*[BasicBlock(mid_channels, mid_channels) for _ in range(3)],
-                                  ASPP(mid_channels, mid_channels // 4),
-                                  DeformConv2dPack(mid_channels, mid_channels, 3, padding=1))
+                                  ASPP(mid_channels, mid_channels),
+                                  DeformConv2dPack(mid_channels, mid_channels, 3, padding=1, groups=4))
         self.code_conv = nn.Conv2d(mid_channels, self.num_codes, 1)
 
     def forward(self, x: Tensor) -> Tensor:
