@@ -7,7 +7,7 @@ in the ``pc_range`` cube. Each decoder layer (mmdet's ``DeformableDetrTransforme
 deformable cross-attention to the single-level BEV map at the reference's (x, y), FFN, post-norm) is followed by
 its own classification and regression branches; the regressed centre offset refines the reference (detached)
 for the next layer. Box codes, assignment, losses and decoding are those of the project's 3D DETR heads
-(:class:`~perception.models.task_modules.NMSFreeBBoxCoder`, :class:`StreamPETRHead`'s Hungarian matching and
+(:class:`~perception.models.task_modules.NMSFreeBBoxCoder`, :class:`DETR3DLossMixin`'s Hungarian matching and
 focal + L1 losses with hard targets).
 
 Departures (choices): the box codes are ``(cx, cy, cz, log dx, log dy, log dz, sin, cos, vx, vy)`` in metres
@@ -23,7 +23,7 @@ from mmengine.model import BaseModule, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from perception.models.dense_heads.streampetr_head import StreamPETRHead
+from perception.models.dense_heads.detr3d_losses import DETR3DLossMixin
 from perception.ops import MultiScaleDeformableAttention
 from perception.registry import MODELS, TASK_UTILS
 
@@ -38,8 +38,9 @@ class BEVDecoderLayer(DeformableDetrTransformerDecoderLayer):
 
 
 @MODELS.register_module()
-class BEVFormerHead(BaseModule):
-    """DETR head over a BEV map (see the module docstring).
+class BEVFormerHead(DETR3DLossMixin, BaseModule):
+    """DETR head over a BEV map (see the module docstring); matching, losses and decoding from
+    :class:`DETR3DLossMixin`.
 
     Args:
         num_classes: classes.
@@ -51,14 +52,6 @@ class BEVFormerHead(BaseModule):
         code_weights: weights of the 10 box codes in the L1 loss.
         bbox_coder, assigner, loss_cls, loss_bbox: as :class:`StreamPETRHead`.
     """
-    # The matching and losses of the project's 3D DETRs, shared rather than copied.
-    gravity_boxes = staticmethod(StreamPETRHead.gravity_boxes)
-    soft_scores = StreamPETRHead.soft_scores
-    loss_single = StreamPETRHead.loss_single
-    loss_box_codes = StreamPETRHead.loss_box_codes
-    loss = StreamPETRHead.loss
-    predict_by_feat = StreamPETRHead.predict_by_feat
-
     def __init__(self,
                  num_classes: int = 10,
                  embed_dims: int = 256,

@@ -22,11 +22,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmdet.models.layers.transformer import inverse_sigmoid
 from mmdet.utils import reduce_mean
-from mmdet3d.structures import LiDARInstance3DBoxes
 from mmengine.model import BaseModule, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from perception.models.dense_heads.detr3d_losses import DETR3DLossMixin
 from perception.models.layers.object_depth_encoder import pixel_centres
 from perception.models.layers.petr_temporal_decoder import PETRTemporalDecoder
 from perception.models.layers.position_embedding_3d import (MLN, lift_points, mlp, nerf_positional_encoding,
@@ -70,8 +70,9 @@ class FrustumPositionEmbedding(nn.Module):
 
 
 @MODELS.register_module()
-class StreamPETRHead(BaseModule):
-    """Temporal 3D DETR head with a memory queue (see the module docstring).
+class StreamPETRHead(DETR3DLossMixin, BaseModule):
+    """Temporal 3D DETR head with a memory queue (see the module docstring); matching, losses and decoding
+    from :class:`DETR3DLossMixin`.
 
     Args:
         num_classes: classes.
@@ -254,12 +255,6 @@ class StreamPETRHead(BaseModule):
         return tgt, query_pos, reference, temp_memory[:, p:], temp_pos[:, p:]
 
     # ---- denoising ----
-    @staticmethod
-    def gravity_boxes(gt: InstanceData) -> Tensor:
-        """(n, 9) gravity-centre boxes with velocity of ``gt.bboxes_3d``."""
-        boxes = gt.bboxes_3d
-        return torch.cat([boxes.gravity_center, boxes.tensor[:, 3:]], dim=1)
-
     def prepare_for_dn(self, batch: int, reference: Tensor,
                        gt_instances: Optional[List[InstanceData]]) -> Tuple[Tensor, Optional[Tensor], Optional[dict]]:
         """Prepend ``scalar`` groups of noised ground-truth centres to the (B, Q, 3) normalised references; the
@@ -346,39 +341,7 @@ class StreamPETRHead(BaseModule):
             result.update(dn_cls_scores=cls_scores[:, :, :pad], dn_bbox_preds=bbox_preds[:, :, :pad], dn_meta=dn_meta)
         return result
 
-    # ---- losses ----
-    def soft_scores(self, pred_centres: Tensor, gt_centres: Tensor) -> Tensor:
-        """OPEN's classification targets of matched queries: ``exp(-|c_pred - c_gt|_xy)`` (metres), divided by
-        the batch maximum, without gradient (``OpenHead.gen_dfl_score``)."""
-        scores = torch.exp(-(pred_centres[:, :2] - gt_centres[:, :2]).norm(dim=-1)).detach()
-        return scores / scores.max().clamp(min=1e-12) if len(scores) else scores
-
-    def loss_single(self, cls_scores: Tensor, bbox_preds: Tensor,
-                    gt_instances: List[InstanceData]) -> Tuple[Tensor, Tensor]:
-        """Losses of one decoder layer: ``cls_scores`` (B, Q, K), ``bbox_preds`` (B, Q, 10)."""
-        matched = []
-        for scores, preds, gt in zip(cls_scores, bbox_preds, gt_instances):
-            codes = self.bbox_coder.encode(self.gravity_boxes(gt).to(preds.device))
-            pred = InstanceData(scores=scores.detach(), codes=preds.detach())
-            target = InstanceData(labels=gt.labels_3d.to(preds.device), codes=codes)
-            assigned = self.assigner.assign(pred, target)
-            pos = torch.nonzero(assigned.gt_inds > 0)[:, 0]
-            obj = assigned.gt_inds[pos] - 1
-            matched.append((pos, target.labels[obj], codes[obj]))
-        num_pos = reduce_mean(cls_scores.new_tensor(max(sum(len(m[0]) for m in matched), 1)))
-        batch_idx = torch.cat([torch.full_like(m[0], b) for b, m in enumerate(matched)])
-        pos, labels, codes = (torch.cat([m[k] for m in matched]) for k in range(3))
-        pred_codes = bbox_preds[batch_idx, pos]
-        soft = self.soft_scores(pred_codes, codes) if self.soft_targets else torch.ones_like(labels, dtype=torch.float)
-        target = torch.zeros_like(cls_scores)
-        target[batch_idx, pos, labels] = soft
-        loss_cls = self.loss_cls(cls_scores.flatten(0, 1), target.flatten(0, 1), avg_factor=num_pos)
-        return loss_cls, self.loss_box_codes(pred_codes, codes, num_pos)
-
-    def loss_box_codes(self, pred_codes: Tensor, codes: Tensor, avg_factor: Tensor) -> Tensor:
-        weights = self.code_weights[:codes.shape[1]].expand_as(codes) * codes.isfinite()
-        return self.loss_bbox(pred_codes[:, :codes.shape[1]], codes.nan_to_num(), weights, avg_factor=avg_factor)
-
+    # ---- losses (the rest in DETR3DLossMixin) ----
     def loss_dn_single(self, cls_scores: Tensor, bbox_preds: Tensor, dn_meta: dict) -> Tuple[Tensor, Tensor]:
         """Denoising losses of one layer, as the official head: every noised query regresses its object's box;
         the positive ones (noise norm <= split) classify it, with OPEN's soft score as target. The classification
@@ -398,30 +361,3 @@ class StreamPETRHead(BaseModule):
         cls_avg = reduce_mean(num * math.pi / 6 * self.split ** 3).clamp(min=1)
         loss_cls = self.loss_cls(cls_scores[valid], target, avg_factor=cls_avg)
         return loss_cls, self.loss_box_codes(pred_codes, codes, reduce_mean(num).clamp(min=1))
-
-    def loss(self, outputs: Dict[str, Tensor], gt_instances: List[InstanceData]) -> Dict[str, Tensor]:
-        """Losses of every decoder layer (``d{i}.`` prefixes, the last layer without), denoising ones included."""
-        losses = {}
-        num_layers = len(outputs['all_cls_scores'])
-        for layer in range(num_layers):
-            prefix = '' if layer == num_layers - 1 else f'd{layer}.'
-            losses[prefix + 'loss_cls'], losses[prefix + 'loss_bbox'] = self.loss_single(
-                outputs['all_cls_scores'][layer], outputs['all_bbox_preds'][layer], gt_instances)
-            if 'dn_meta' in outputs:
-                dn_cls, dn_bbox = self.loss_dn_single(outputs['dn_cls_scores'][layer],
-                                                      outputs['dn_bbox_preds'][layer], outputs['dn_meta'])
-                losses[prefix + 'dn_loss_cls'] = dn_cls * self.dn_weight
-                losses[prefix + 'dn_loss_bbox'] = dn_bbox * self.dn_weight
-        return losses
-
-    def predict_by_feat(self, outputs: Dict[str, Tensor]) -> List[InstanceData]:
-        """Decode the last layer: per sample ``bboxes_3d`` (``LiDARInstance3DBoxes`` with velocity, bottom
-        centre), ``scores_3d``, ``labels_3d``."""
-        results = []
-        for scores, preds in zip(outputs['all_cls_scores'][-1], outputs['all_bbox_preds'][-1]):
-            decoded = self.bbox_coder.decode(scores, preds)
-            boxes = decoded['bboxes'].clone()
-            boxes[:, 2] -= boxes[:, 5] / 2
-            results.append(InstanceData(bboxes_3d=LiDARInstance3DBoxes(boxes, box_dim=9), scores_3d=decoded['scores'],
-                                        labels_3d=decoded['labels']))
-        return results
