@@ -23,7 +23,9 @@ def get_extensions():
 
     sources = sorted(glob.glob('csrc/**/*.cpp', recursive=True))
     cuda_sources = sorted(glob.glob('csrc/**/*.cu', recursive=True))
-    extra_compile_args = {'cxx': ['-O3']}
+    # -fopenmp: at::parallel_for is an inline `#pragma omp parallel` under torch's OpenMP backend; without the flag
+    # the CPU kernels run on one thread. The extension then shares the libgomp.so.1 torch has loaded.
+    extra_compile_args = {'cxx': ['-O3', '-fopenmp']}
     define_macros = []
     use_cuda = os.getenv('FORCE_CUDA', '') == '1' or (
         torch.version.cuda is not None and CUDA_HOME is not None)
@@ -40,7 +42,8 @@ def get_extensions():
             sources=sources,
             include_dirs=[os.path.abspath('csrc')],
             define_macros=define_macros,
-            extra_compile_args=extra_compile_args)
+            extra_compile_args=extra_compile_args,
+            extra_link_args=['-fopenmp'])
     ]
 
 

@@ -2,6 +2,7 @@
 #include <torch/extension.h>
 
 #include "dfa3d/dfa3d.h"
+#include "dropout/dropout.h"
 #include "msda/msda.h"
 
 namespace {
@@ -93,6 +94,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("value"), py::arg("depth_dist"), py::arg("spatial_shapes"),
         py::arg("level_start_index"), py::arg("sampling_locations"),
         py::arg("attention_weights"), py::arg("grad_output"));
+  m.def("philox_dropout", &philox_dropout_cpu,
+        "dropout (CPU) with a counter-based mask: the same (seed, p) give the same mask, regenerated in the "
+        "backward pass",
+        py::arg("input"), py::arg("p"), py::arg("seed"));
 #ifdef WITH_CUDA
   m.attr("with_cuda") = true;
 #else

@@ -5,7 +5,8 @@ and the CPU config of the main job (configs/monodetr/monodetr_r18_1e_synthkitti-
     python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv]
 
 Inference: one image, the first query group (what ``tools/test.py`` runs); its floor is the backbone's forward.
-Training iteration: ``--batch`` images with three objects each, all query groups, loss + backward + AdamW step;
+Training iteration: ``--batch`` images with three objects each, all query groups, loss + backward + the config's
+optimiser step;
 its floor is the backbone's forward + backward on the same images. Model and floor are timed in alternation
 (median of ``--repeat`` after one warm-up) so that the load of a shared machine weighs on both alike: compare
 the ratios, not the seconds. ``--profile`` prints the top-10 self-CPU operators of one training iteration of
@@ -27,11 +28,12 @@ from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 from mmdet3d.structures import Det3DDataSample
 from mmengine.config import Config
 from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from torch import nn
 
 import perception.ops.msda as msda_module
-from perception.ops import MultiScaleDeformableAttention
+from perception.ops import MultiScaleDeformableAttention, use_philox_dropout
 from perception.registry import MODELS
 from perception.testing import mono3d_sample
 
@@ -51,7 +53,8 @@ def make_sample(size: Sequence[int]) -> Det3DDataSample:
 
 
 def build(config: str) -> tuple:
-    """The model of ``config`` with random weights (no ImageNet file) and its input size (H, W)."""
+    """The model of ``config`` with random weights (no ImageNet file), its optimiser as ``tools/train.py`` builds
+    it (the config's ``optim_wrapper``: parameter groups, AdamW options) and its input size (H, W)."""
     cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg = None
     init_default_scope(cfg.default_scope)
@@ -60,7 +63,12 @@ def build(config: str) -> tuple:
         warnings.simplefilter('ignore')
         model = MODELS.build(cfg.model)
         model.init_weights()
-    return model, (cfg.input_size[1], cfg.input_size[0])
+        use_philox_dropout(model)  # as perception's Runner does
+        logger = MMLogger.get_current_instance()
+        logger.setLevel(logging.ERROR)  # no report of each frozen or decay-free parameter
+        optim = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
+        logger.setLevel(logging.WARNING)
+    return model, optim, (cfg.input_size[1], cfg.input_size[0])
 
 
 def train_step(model: nn.Module, optim: torch.optim.Optimizer, images: torch.Tensor) -> None:
@@ -105,8 +113,7 @@ def step_and_floor(config: str, repeat: int, batch: int) -> Dict[str, float]:
     """Seconds of the training iteration, the inference and their backbone floors (``train``, ``infer``,
     ``backbone_train``, ``backbone_infer``)."""
     torch.manual_seed(0)
-    model, size = build(config)
-    optim = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-4)
+    model, optim, size = build(config)
     image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
     images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
     times = alternate(dict(infer=lambda: infer(model, image), backbone_infer=lambda: backbone_infer(model, image)),
@@ -122,8 +129,7 @@ def step_and_floor(config: str, repeat: int, batch: int) -> Dict[str, float]:
 def profile_train_step(config: str, batch: int, rows: int = 10) -> None:
     """Top ``rows`` self-CPU operators of one training iteration of ``config`` (after one warm-up)."""
     torch.manual_seed(0)
-    model, size = build(config)
-    optim = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-4)
+    model, optim, size = build(config)
     images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
     train_step(model, optim, images)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -141,7 +147,7 @@ def compare_mmcv(config: str, repeat: int, batch: int) -> None:
     # the layers' reference path (use_kernel=False) becomes mmcv's function
     msda_module.multi_scale_deformable_attn_pytorch = mmcv_reference
     torch.manual_seed(0)
-    ours, size = build(config)
+    ours, _, size = build(config)
     theirs = copy.deepcopy(ours)
     for module in theirs.modules():
         if isinstance(module, MultiScaleDeformableAttention):

@@ -13,6 +13,7 @@ from mmengine.runner.utils import set_random_seed
 
 from perception.fileio import InvalidInputError, atomic_write
 from perception.fileio.atomic import remove_stale_temporaries
+from perception.ops import use_philox_dropout
 from perception.registry import HOOKS, RUNNERS
 from .checkpoint import (CHECKSUM_SUFFIX, find_resumable_checkpoint, load_weights, register_checkpoint_loader,
                          write_checksum)
@@ -55,6 +56,9 @@ class Runner(MMEngineRunner):
       purpose. Training's ``load_from`` (fine-tuning) always loads what fits and logs the lists.
     - ``verify_checkpoint`` (default True): check each checkpoint against its ``.sha256``; False skips it.
 
+    Every ``nn.Dropout`` of the model becomes :class:`~perception.ops.PhiloxDropout` (same probability and
+    distribution; on the CPU its mask is drawn in parallel instead of by torch's sequential generator).
+
     ``resume=True`` without ``load_from`` (``tools/train.py --resume``) resumes from the newest checkpoint of
     the work dir that verifies, and logs the newer ones it skipped and why.
     """
@@ -65,6 +69,7 @@ class Runner(MMEngineRunner):
         self._verify_checkpoint = bool(cfg.get('verify_checkpoint', True))
         register_checkpoint_loader(verify=self._verify_checkpoint)
         super().__init__(*args, **kwargs)
+        use_philox_dropout(self.model)
         if not any(isinstance(h, EpochSeedHook) for h in self._hooks):
             self.register_hook(EpochSeedHook())
 

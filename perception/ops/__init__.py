@@ -6,6 +6,8 @@ from .dfa3d import (MultiScale3DDeformableAttention, MultiScale3DDeformableAttnF
                     depth_scores, multi_scale_3d_deformable_attn,
                     multi_scale_3d_deformable_attn_materialised,
                     multi_scale_3d_deformable_attn_pytorch)
+from .dropout import (PhiloxDropout, PhiloxDropoutFunction, philox_dropout, scaled_dot_product_attention,
+                      use_philox_dropout)
 from .msda import (MultiScaleDeformableAttention, MultiScaleDeformableAttnFunction,
                    multi_scale_deformable_attn, multi_scale_deformable_attn_pytorch, ray_offsets)
 
@@ -14,5 +16,6 @@ __all__ = [
     'multi_scale_deformable_attn', 'multi_scale_deformable_attn_pytorch', 'ray_offsets',
     'MultiScale3DDeformableAttention', 'MultiScale3DDeformableAttnFunction', 'depth_scores',
     'multi_scale_3d_deformable_attn', 'multi_scale_3d_deformable_attn_materialised',
-    'multi_scale_3d_deformable_attn_pytorch'
+    'multi_scale_3d_deformable_attn_pytorch', 'PhiloxDropout', 'PhiloxDropoutFunction', 'philox_dropout',
+    'scaled_dot_product_attention', 'use_philox_dropout'
 ]

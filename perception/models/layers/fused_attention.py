@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks.transformer import MultiheadAttention
 from torch import Tensor
 
+from perception.ops import scaled_dot_product_attention
 from perception.registry import MODELS
 
 
@@ -16,7 +17,8 @@ class FusedMultiheadAttention(MultiheadAttention):
     Same arguments, call and parameters (``attn.in_proj_weight``, ``attn.in_proj_bias``, ``attn.out_proj``: the
     inner ``nn.MultiheadAttention`` holds them), hence the same checkpoints and converters; what differs is that
     no attention map is returned or averaged over the heads, and that the attention-weight dropout ``attn_drop``
-    is applied inside the fused call (training mode only, same probability).
+    is applied inside the fused call (training mode only, same probability; on the CPU with the parallel mask of
+    :func:`perception.ops.philox_dropout`).
 
     ``num_groups`` G > 1 keeps the attention within each of G blocks of consecutive queries and keys (Group
     DETR's block-diagonal self-attention) by folding the blocks into the batch: no mask is built.
@@ -83,7 +85,7 @@ class FusedMultiheadAttention(MultiheadAttention):
             # (B, G * N, C) -> (B * G, num_heads, N, C / num_heads)
             return x.reshape(batch_size * num_groups, x.shape[1] // num_groups, self.num_heads, -1).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(
+        out = scaled_dot_product_attention(
             heads(q), heads(k), heads(v),
             attn_mask=self._sdpa_mask(attn_mask, key_padding_mask, batch_size, num_queries, num_keys),
             dropout_p=self.attn.dropout if self.training else 0.)

@@ -9,10 +9,11 @@ picks a fused kernel where one exists and runs everywhere else.
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn.bricks.transformer import FFN
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+from perception.ops import scaled_dot_product_attention
 
 
 class SDPAttention(nn.Module):
@@ -44,8 +45,8 @@ class SDPAttention(nn.Module):
         k = self.k_proj(key if key_pos is None else key + key_pos)
         v = self.v_proj(value)
         q, k, v = (t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if attn_mask is None else ~attn_mask,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = scaled_dot_product_attention(q, k, v, attn_mask=None if attn_mask is None else ~attn_mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
         return query + self.proj_drop(self.out_proj(out.transpose(1, 2).flatten(2)))
 
 

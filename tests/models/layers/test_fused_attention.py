@@ -1,9 +1,11 @@
 """FusedMultiheadAttention against mmcv's MultiheadAttention (nn.MultiheadAttention) with the same weights."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmcv.cnn.bricks.transformer import MultiheadAttention
 
 from perception.models.layers import FusedMultiheadAttention
+from perception.ops import philox_dropout
 
 B, L, S, C, HEADS = 2, 6, 9, 16, 4
 
@@ -83,17 +85,22 @@ def test_groups_equal_a_block_diagonal_mask():
         fused(**args, num_groups=5)
 
 
-def test_dropout_draws_the_mask_of_nn_multihead_attention():
-    """In training, the attention dropout inside the fused call draws the same Bernoulli mask from the same seed
-    as nn.MultiheadAttention's dropout of its (B * heads, L, S) weights: equal outputs and gradients."""
+def test_dropout_draws_the_mask_of_nn_multihead_attention(monkeypatch):
+    """In training, the attention dropout is perception's parallel-mask dropout of the (B * heads, L, S) weights:
+    nn.MultiheadAttention with its weight dropout drawn by the same function from the same seed gives equal
+    outputs and gradients."""
     ref, fused = pair(attn_drop=0.3)
     ref.train(), fused.train()
     x = inputs()
     outs, grads = [], []
     for module in (ref, fused):
         query = x['query'].clone().requires_grad_()
-        torch.manual_seed(7)
-        out = module(**dict(x, query=query))
+        with monkeypatch.context() as patch:
+            if module is ref:  # nn.MultiheadAttention drops its weights with F.dropout
+                patch.setattr(F, 'dropout',
+                              lambda t, p=0.5, training=True, inplace=False: philox_dropout(t, p, training))
+            torch.manual_seed(7)
+            out = module(**dict(x, query=query))
         out.square().sum().backward()
         outs.append(out)
         grads.append((query.grad, module.attn.in_proj_weight.grad))
