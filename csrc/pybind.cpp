@@ -95,9 +95,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("level_start_index"), py::arg("sampling_locations"),
         py::arg("attention_weights"), py::arg("grad_output"));
   m.def("philox_dropout", &philox_dropout_cpu,
-        "dropout (CPU) with a counter-based mask: the same (seed, p) give the same mask, regenerated in the "
-        "backward pass",
+        "dropout (CPU) with a counter-based mask: the same (seed, p) give the same mask; returns the output and "
+        "the mask, bit-packed",
         py::arg("input"), py::arg("p"), py::arg("seed"));
+  m.def("dropout_backward", &dropout_backward_cpu,
+        "the gradient of philox_dropout: grad * keep / (1 - p) with its bit-packed mask", py::arg("grad"),
+        py::arg("mask"), py::arg("p"));
 #ifdef WITH_CUDA
   m.attr("with_cuda") = true;
 #else

@@ -2,7 +2,7 @@
 
 torch's CPU dropout draws its mask with ``bernoulli_`` from one sequential Mersenne twister (about 11 ns per element
 on the 2-core machine, 19 % of a MonoDETR training iteration); here each element's uniform number is a function of
-(seed, index), filled in parallel, and the backward pass regenerates the mask from the seed instead of storing it.
+(seed, index), filled in parallel, and kept bit-packed (one bit per element) for the backward pass.
 Same distribution: element i is kept with probability 1 - p (to the 2^-24 resolution of torch's own float
 uniforms) and scaled by 1 / (1 - p), independently of the others. The seed is drawn from torch's default generator,
 so ``torch.manual_seed`` makes runs repeatable. On CUDA, or outside training, it is ``F.dropout``.
@@ -20,17 +20,21 @@ def _ext():
 
 
 class PhiloxDropoutFunction(Function):
-    """``x * keep / (1 - p)`` with the mask of ``seed``; the gradient is masked and scaled alike."""
+    """``x * keep / (1 - p)`` with the mask of ``seed``; the gradient is masked and scaled alike, with the mask kept
+    bit-packed (n / 8 bytes) from the forward pass."""
 
     @staticmethod
     def forward(ctx, x: Tensor, p: float, seed: int) -> Tensor:
-        ctx.p, ctx.seed = p, seed
-        return _ext().philox_dropout(x, p, seed)
+        out, mask = _ext().philox_dropout(x, p, seed)
+        ctx.p = p
+        ctx.save_for_backward(mask)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        return _ext().philox_dropout(grad, ctx.p, ctx.seed), None, None
+        mask, = ctx.saved_tensors
+        return _ext().dropout_backward(grad, mask, ctx.p), None, None
 
 
 def philox_dropout(x: Tensor, p: float, training: bool = True, seed: int = None) -> Tensor:

@@ -19,6 +19,27 @@ def test_keep_fraction_and_scale(p):
     torch.testing.assert_close(y[keep], x[keep] / (1 - p))
 
 
+def test_mask_is_philox4x32_10():
+    # Random123's known answer for philox4x32_10, counter 0 and key 0: 6627e8d5 e169c58d bc57ac4c 9b00dbd8;
+    # element j keeps iff (word j >> 8) / 2^24 >= p, i.e. u = 0.3990, 0.8805, 0.7357, 0.6055
+    ones = torch.ones(4)
+    for p, kept in [(0.39, [1, 1, 1, 1]), (0.4, [0, 1, 1, 1]), (0.61, [0, 1, 1, 0]), (0.74, [0, 1, 0, 0]),
+                    (0.89, [0, 0, 0, 0])]:
+        assert (philox_dropout(ones, p, seed=0) != 0).int().tolist() == kept, p
+
+
+def test_every_length_and_the_tail_of_the_last_block():
+    # blocks of 64 elements (16 counters) and mask bytes of 8: lengths around their edges give the same mask
+    # as the same elements of a longer tensor, and the gradient uses the same bits
+    long = philox_dropout(torch.ones(1000), 0.5, seed=9) != 0
+    for n in (1, 7, 8, 9, 63, 64, 65, 129):
+        x = torch.ones(n, requires_grad=True)
+        y = philox_dropout(x, 0.5, seed=9)
+        assert torch.equal(y != 0, long[:n]), n
+        y.sum().backward()
+        assert torch.equal(x.grad, (y != 0) * 2.), n
+
+
 def test_neighbours_are_independent():
     p = 0.3
     keep = philox_dropout(torch.ones(1_000_000), p, seed=3) != 0
