@@ -15,7 +15,7 @@ P2 = np.array([[721.5, 0., 609.6, 44.9], [0., 721.5, 172.9, 0.2], [0., 0., 1., 0
 
 @pytest.fixture(scope='module')
 def model_and_checkpoint(tmp_path_factory):
-    cfg = tiny_mono3d_detector_cfg('configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py')
+    cfg = tiny_mono3d_detector_cfg('configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py')
     cfg.model.test_cfg = dict(max_per_img=50, score_thr=0., depth_score=True)
     torch.manual_seed(0)
     with pytest.warns(UserWarning, match='random initialisation'):

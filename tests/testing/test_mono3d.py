@@ -40,8 +40,8 @@ def test_two_scenes_are_painted_in_their_class_colours():
     assert imgs[0, :, 0, 0].tolist() == [-1., -1., -1.]
 
 
-@pytest.mark.parametrize('config', ['configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py',
-                                    'configs/monodgp/monodgp_r18_1e_synthkitti-mono3d.py'])
+@pytest.mark.parametrize('config', ['configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py',
+                                    'configs/monodgp/monodgp_r18_demo_synthkitti-mono3d.py'])
 def test_tiny_detector_configs_shrink_every_part(config):
     cfg = tiny_mono3d_detector_cfg(config, num_queries=4, num_groups=2).model
     assert (cfg.transformer.num_queries, cfg.transformer.num_groups) == (4, 2)

@@ -10,7 +10,7 @@ from perception.models.losses import encode_heading
 from perception.registry import MODELS
 from perception.testing import SCENES, build_from_config, mono3d_sample, overfit_two_scenes, tiny_mono3d_detector_cfg
 
-SYNTH_CONFIG = 'configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py'
+SYNTH_CONFIG = 'configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py'
 
 
 def tiny_model_cfg(num_queries: int = 10, num_groups: int = 3) -> Config:
@@ -36,7 +36,7 @@ def test_official_defaults_in_the_kitti_config():
     assert cfg.model.backbone.depth == 50 and cfg.input_size == (1280, 384)
     assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='checkpoints/resnet50_imagenet.pth')
     assert cfg.train_dataloader.batch_size == 16
-    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, weight_decay=1e-4)
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, weight_decay=1e-4, fused=True)
     assert cfg.train_cfg.max_epochs == 195 and cfg.param_scheduler[0].milestones == [125, 165]
     head = cfg.model.bbox_head
     weights = {k: head[k].loss_weight for k in head if k.startswith('loss_')}

@@ -17,7 +17,7 @@ from perception.registry import MODELS
 from perception.testing import (build_from_config, mono3d_sample, overfit_two_scenes, tiny_mono3d_detector_cfg,
                                 two_scene_batch)
 
-SYNTH_CONFIG = 'configs/monodgp/monodgp_r18_1e_synthkitti-mono3d.py'
+SYNTH_CONFIG = 'configs/monodgp/monodgp_r18_demo_synthkitti-mono3d.py'
 
 
 def tiny_model_cfg(num_queries: int = 10, num_groups: int = 3, group_self_attn: bool = False) -> Config:
@@ -235,8 +235,8 @@ def test_two_image_overfit():
 
 def test_every_monodgp_config_builds():
     paths = sorted(glob.glob('configs/monodgp/*.py'))
-    assert paths == ['configs/monodgp/monodgp_r18_1e_synthkitti-mono3d.py',
-                     'configs/monodgp/monodgp_r18_8e_synthkitti-mono3d.py',
+    assert paths == ['configs/monodgp/monodgp_r18_4k_synthkitti-mono3d.py',
+                     'configs/monodgp/monodgp_r18_demo_synthkitti-mono3d.py',
                      'configs/monodgp/monodgp_r50_250e_kitti-mono3d.py',
                      'configs/monodgp/monodgp_r50_official_kitti.py']
     for path in paths:
@@ -247,14 +247,15 @@ def test_every_monodgp_config_builds():
         assert not model.depth_predictor.with_depth_pos_embed
         # the pipeline builds (MixUp3D reads its dataset at the first call only)
         pipeline = Compose(cfg.train_dataloader.dataset.pipeline)
-        assert [type(t).__name__ for t in pipeline.transforms].index('MixUp3D') == 4
+        names = [type(t).__name__ for t in pipeline.transforms]
+        assert names[names.index('MixUp3D') - 1] == 'RandomFlipMono3D'
 
 
 def test_official_defaults_in_the_kitti_config():
     cfg = Config.fromfile('configs/monodgp/monodgp_r50_250e_kitti-mono3d.py')
     assert cfg.model.backbone.depth == 50 and cfg.input_size == (1280, 384)
     assert cfg.train_dataloader.batch_size == 8
-    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, weight_decay=1e-4)
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, weight_decay=1e-4, fused=True)
     assert cfg.train_cfg.max_epochs == 250
     scheduler = cfg.param_scheduler[0]
     assert scheduler.milestones == [85, 125, 165, 205] and scheduler.gamma == 0.5
@@ -278,7 +279,7 @@ def without_mixup(pipeline):
 
 def test_synthetic_configs_mirror_monodetr_s():
     dgp = Config.fromfile(SYNTH_CONFIG)
-    detr = Config.fromfile('configs/monodetr/monodetr_r18_1e_synthkitti-mono3d.py')
+    detr = Config.fromfile('configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py')
     assert dgp.input_size == detr.input_size and dgp.embed_dims == detr.embed_dims
     assert dgp.train_dataloader.dataset.data_root == detr.train_dataloader.dataset.data_root
     assert dgp.train_dataloader.batch_size == detr.train_dataloader.batch_size
@@ -298,8 +299,8 @@ def test_synthetic_configs_mirror_monodetr_s():
     mixup = next(t for t in dgp.train_pipeline if t.type == 'MixUp3D')
     assert mixup.dataset.data_root == dgp.data_root
 
-    long_dgp = Config.fromfile('configs/monodgp/monodgp_r18_8e_synthkitti-mono3d.py')
-    long_detr = Config.fromfile('configs/monodetr/monodetr_r18_8e_synthkitti-mono3d.py')
+    long_dgp = Config.fromfile('configs/monodgp/monodgp_r18_4k_synthkitti-mono3d.py')
+    long_detr = Config.fromfile('configs/monodetr/monodetr_r18_4k_synthkitti-mono3d.py')
     assert long_dgp.train_cfg == long_detr.train_cfg and long_dgp.param_scheduler == long_detr.param_scheduler
     assert long_dgp.train_dataloader.num_workers == long_detr.train_dataloader.num_workers
 

@@ -1,7 +1,7 @@
-# MonoDGP sized for 2 CPU cores, on the synthetic KITTI world: monodetr_r18_1e_synthkitti-mono3d.py (its
-# data, ResNet-18 from scratch, 640x192 input, 128 channels, dropout off, schedule) with MonoDGP's parts of
-# _base_/models/monodgp_r50.py at that size, and MixUp3D as in monodgp_r50_250e_kitti-mono3d.py.
-_base_ = ['../monodetr/monodetr_r18_1e_synthkitti-mono3d.py']
+# MonoDGP sized for 2 CPU cores, on the synthetic KITTI world: monodetr_r18_demo_synthkitti-mono3d.py (its
+# data, ResNet-18 from scratch, 480x144 input, 128 channels, dropout off, schedule) with MonoDGP's parts of
+# _base_/models/monodgp_r50.py at that size, and MixUp3D after the flip as in monodgp_r50_250e_kitti-mono3d.py.
+_base_ = ['../monodetr/monodetr_r18_demo_synthkitti-mono3d.py']
 
 model = dict(
     type='MonoDGP',
@@ -28,7 +28,7 @@ model = dict(
     bbox_head=dict(type='MonoDGPHead'))
 
 train_pipeline = [
-    *_base_.train_pipeline[:4],
+    *_base_.train_pipeline[:3],
     dict(
         type='MixUp3D',
         prob=0.5,
@@ -43,6 +43,6 @@ train_pipeline = [
             metainfo=_base_.metainfo,
             backend_args=_base_.backend_args),
         load_pipeline=_base_.train_pipeline[:2]),
-    *_base_.train_pipeline[4:],
+    *_base_.train_pipeline[3:],
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
