@@ -102,6 +102,7 @@ def main():
         print('found, not written again')
     else:
         run(['tools/create_data.py', 'kitti', '--root', root])
+    timings['info files'] = time.perf_counter()
 
     data_options = [
         f'data_root={root}', f'train_dataloader.dataset.data_root={root}',
@@ -126,8 +127,8 @@ def main():
     step(5, 'pictures')
     sys.path.insert(0, REPO)
     from tools.analysis.draw_kitti_results import draw_results
-    print('predictions (white: ground truth):', draw_results(root, results, osp.join(work_dir, 'predictions.png'),
-                                                          num=4))
+    pictures = draw_results(root, results, osp.join(work_dir, 'predictions.png'), num=4)
+    print('predictions (class colours; white: ground truth):', pictures)
     if draw_loss_curve(work_dir, osp.join(work_dir, 'loss.png')):
         print('loss curve:', osp.join(work_dir, 'loss.png'))
     timings['pictures'] = time.perf_counter()
@@ -141,6 +142,7 @@ def main():
         verdict = 'reached' if ap >= TARGET else 'NOT reached'
         print(f'Car AP2D|R40 moderate at IoU 0.5 on the val frames: {ap:.2f} (target {TARGET:.0f}: {verdict})',
               flush=True)
+
 
 if __name__ == '__main__':
     os.environ.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))

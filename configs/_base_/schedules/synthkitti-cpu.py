@@ -20,4 +20,3 @@ param_scheduler = [
          gamma=0.1)
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=4)
-
