@@ -37,7 +37,8 @@ model = dict(
 
 log_processor = dict(by_epoch=False, window_size=10)
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
+    # validation metrics logged at the iteration (mmengine's default is the epoch: 0 in an iteration-based loop)
+    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', interval={{_base_.max_iters}}, by_epoch=False, max_keep_ckpts=1))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=444)
