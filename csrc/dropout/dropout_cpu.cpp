@@ -1,16 +1,12 @@
 // Philox dropout on the CPU: out[i] = in[i] * keep[i] / (1 - p), keep[i] = (u[i] >= p), u[i] uniform in [0, 1)
 // from the 24 high bits of Philox4x32-10 output i % 4 of counter i / 4 under the 64-bit key `seed` (Salmon et al.,
 // SC 2011; the Random123 reference). torch's CPU bernoulli_ draws from one sequential Mersenne twister; a
-// counter-based generator fills any slice on its own; with SSE2 (every x86-64) four counters go through the rounds
-// at once.
+// counter-based generator fills any slice on its own.
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
 #include <cmath>
 #include <cstdint>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "dropout.h"
 
@@ -21,48 +17,6 @@ constexpr int64_t kBlock = 4 * kLanes;   // elements per block (8 mask bytes)
 
 constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
 
-#if defined(__SSE2__)
-// the high and low 32 bits of the 4 products a * b (SSE2 multiplies the even lanes only)
-inline void mulhilo4(__m128i a, __m128i b, __m128i &hi, __m128i &lo) {
-  const __m128i even = _mm_mul_epu32(a, b), odd = _mm_mul_epu32(_mm_srli_epi64(a, 32), _mm_srli_epi64(b, 32));
-  const __m128i low_half = _mm_set_epi32(0, -1, 0, -1);
-  lo = _mm_or_si128(_mm_and_si128(even, low_half), _mm_slli_epi64(odd, 32));
-  hi = _mm_or_si128(_mm_srli_epi64(even, 32), _mm_andnot_si128(low_half, odd));
-}
-
-// outputs j of counters first .. first + 15 under `key`, element 4 * l + j of the block in out[4 * l + j]
-inline void philox_block(uint64_t first, uint64_t key, uint32_t out[kBlock]) {
-  const __m128i m0 = _mm_set1_epi32(static_cast<int>(kM0)), m1 = _mm_set1_epi32(static_cast<int>(kM1));
-  for (int quad = 0; quad < kLanes / 4; ++quad) {
-    const uint64_t c = first + 4 * quad;
-    __m128i c0 = _mm_set_epi32(static_cast<int>(c + 3), static_cast<int>(c + 2), static_cast<int>(c + 1),
-                               static_cast<int>(c));
-    __m128i c1 = _mm_set_epi32(static_cast<int>((c + 3) >> 32), static_cast<int>((c + 2) >> 32),
-                               static_cast<int>((c + 1) >> 32), static_cast<int>(c >> 32));
-    __m128i c2 = _mm_setzero_si128(), c3 = _mm_setzero_si128();
-    uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-    for (int round = 0; round < 10; ++round) {
-      __m128i hi0, lo0, hi1, lo1;
-      mulhilo4(c0, m0, hi0, lo0);
-      mulhilo4(c2, m1, hi1, lo1);
-      c0 = _mm_xor_si128(_mm_xor_si128(hi1, c1), _mm_set1_epi32(static_cast<int>(k0)));
-      c1 = lo1;
-      c2 = _mm_xor_si128(_mm_xor_si128(hi0, c3), _mm_set1_epi32(static_cast<int>(k1)));
-      c3 = lo0;
-      k0 += kW0;
-      k1 += kW1;
-    }
-    // from one vector per word to the 4 words of each counter in turn
-    const __m128i t0 = _mm_unpacklo_epi32(c0, c1), t1 = _mm_unpacklo_epi32(c2, c3);
-    const __m128i t2 = _mm_unpackhi_epi32(c0, c1), t3 = _mm_unpackhi_epi32(c2, c3);
-    __m128i *dst = reinterpret_cast<__m128i *>(out + 16 * quad);
-    _mm_storeu_si128(dst, _mm_unpacklo_epi64(t0, t1));
-    _mm_storeu_si128(dst + 1, _mm_unpackhi_epi64(t0, t1));
-    _mm_storeu_si128(dst + 2, _mm_unpacklo_epi64(t2, t3));
-    _mm_storeu_si128(dst + 3, _mm_unpackhi_epi64(t2, t3));
-  }
-}
-#else
 // outputs j of counters first .. first + 15 under `key`, element 4 * l + j of the block in out[4 * l + j]
 inline void philox_block(uint64_t first, uint64_t key, uint32_t out[kBlock]) {
   for (int l = 0; l < kLanes; ++l) {
@@ -86,7 +40,6 @@ inline void philox_block(uint64_t first, uint64_t key, uint32_t out[kBlock]) {
     out[4 * l + 3] = c3;
   }
 }
-#endif
 
 template <typename scalar_t>
 void dropout_kernel(const scalar_t *in, scalar_t *out, uint8_t *mask, int64_t n, float p, uint64_t seed) {
