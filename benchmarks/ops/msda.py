@@ -7,8 +7,9 @@ MonoDETR shapes: batch 2, levels 48x160 / 24x80 / 12x40 / 6x20, 8 heads x 32 cha
     python benchmarks/ops/msda.py [--repeat 5] [--threads 2]
 
 Prints a table, then as its last line ``msda speedup fwd=<x> bwd=<y> mem=<z>``: reference / ours on
-the encoder shape (realistic sampling locations, see :func:`make_inputs`), for the forward time, the backward time and the peak memory of forward +
-backward. Peak memory is the rise of the peak resident set (VmHWM, reset just before the call)
+the encoder shape (realistic sampling locations, see :func:`make_inputs`), for the forward time, the backward
+time and the peak memory of forward + backward. Peak memory is the rise of the peak resident set (VmHWM, reset
+just before the call)
 of a fresh process over its size before the call.
 """
 import argparse
@@ -66,9 +67,9 @@ def make_inputs(num_queries, bs=2, heads=8, channels=32, points=4, uniform=False
 def get_impl(name):
     if name == 'ours':
         from perception.ops import multi_scale_deformable_attn
-        return lambda v, s, i, l, a: multi_scale_deformable_attn(v, s, i, l, a)
+        return lambda v, s, i, loc, a: multi_scale_deformable_attn(v, s, i, loc, a)
     from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
-    return lambda v, s, i, l, a: multi_scale_deformable_attn_pytorch(v, s, l, a)
+    return lambda v, s, i, loc, a: multi_scale_deformable_attn_pytorch(v, s, loc, a)
 
 
 def time_pair(num_queries, repeat, uniform=False):
@@ -101,9 +102,9 @@ def peak_memory_child(name, num_queries, threads, uniform=False):
     torch.set_num_threads(threads)
     fn = get_impl(name)
     value, shapes, starts, loc, attn = make_inputs(num_queries, uniform=uniform)
-    v, l, a = (t.clone().requires_grad_(True) for t in (value, loc, attn))
+    v, lc, a = (t.clone().requires_grad_(True) for t in (value, loc, attn))
     grad = torch.ones(value.shape[0], num_queries, value.shape[2] * value.shape[3])
-    return peak_growth(lambda: fn(v, shapes, starts, l, a).backward(grad))
+    return peak_growth(lambda: fn(v, shapes, starts, lc, a).backward(grad))
 
 
 def peak_memory(name, num_queries, threads, uniform=False):
@@ -126,8 +127,7 @@ def main():
             res[name] = dict(fwd_ms=fwd, bwd_ms=bwd, peak_mb=mem / 2**20, out=out, grads=grads)
         max_diff = (res['ours']['out'] - res['mmcv']['out']).abs().max().item()
         (gv, gl, ga), (rv, rl, ra) = res['ours']['grads'], res['mmcv']['grads']
-        grad_diff = max((a - b).abs().max().item() / b.abs().max().item() for a, b in ((gv, rv),
-                                                                                      (ga, ra)))
+        grad_diff = max((a - b).abs().max().item() / b.abs().max().item() for a, b in ((gv, rv), (ga, ra)))
         # A location exactly on a pixel row or column sits on a kink of the bilinear weights: its
         # gradient is one-sided, and float rounding of loc * size - 0.5 may pick either side.
         kinks = ((gl - rl).abs() > 1e-3 * rl.abs().max()).float().mean().item()

@@ -22,8 +22,8 @@ from msda import make_inputs  # noqa: E402  (same shapes and sampling locations 
 from perception.ops import multi_scale_deformable_attn, multi_scale_deformable_attn_pytorch  # noqa: E402
 
 IMPLS = {
-    'ours': lambda v, s, i, l, a: multi_scale_deformable_attn(v, s, i, l, a),
-    'grid_sample': lambda v, s, i, l, a: multi_scale_deformable_attn_pytorch(v, s, i, l, a),
+    'ours': lambda v, s, i, loc, a: multi_scale_deformable_attn(v, s, i, loc, a),
+    'grid_sample': lambda v, s, i, loc, a: multi_scale_deformable_attn_pytorch(v, s, i, loc, a),
 }
 CASES = {'encoder': (10200, 2), 'decoder': (550, 2), 'encoder-b16': (10200, 16)}
 

@@ -4,4 +4,7 @@ from .kitti_raw_clips import KittiRawDepthClipDataset
 from .nuscenes_multiview import NuScenesMultiViewDataset, StreamBatchSampler
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['KittiMono3DDataset', 'KittiRawDepthDataset', 'KittiRawDepthClipDataset', 'NuScenesMultiViewDataset', 'StreamBatchSampler']
+__all__ = [
+    'KittiMono3DDataset', 'KittiRawDepthDataset', 'KittiRawDepthClipDataset', 'NuScenesMultiViewDataset',
+    'StreamBatchSampler'
+]

@@ -176,7 +176,8 @@ def test_show_dir_draws_monodetr_frames_with_the_original_camera(tmp_path):
     proc = run_tool(sys.executable, 'tools/test.py', config, str(tmp_path / 'random.pth'), '--work-dir',
                     str(tmp_path / 'work'), '--show-dir', str(tmp_path / 'show'), '--score-thr', '0',
                     '--cfg-options', f'test_dataloader.dataset.data_root={data}',
-                    f'test_evaluator.0.ann_dir={data}training/label_2', f'test_evaluator.1.ann_dir={data}training/label_2',
+                    f'test_evaluator.0.ann_dir={data}training/label_2',
+                    f'test_evaluator.1.ann_dir={data}training/label_2',
                     'test_dataloader.num_workers=0',
                     'test_dataloader.persistent_workers=False', 'model.test_cfg.score_thr=0')
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -30,8 +30,8 @@ def test_alpha_and_yaw_by_hand_and_round_trip():
     # past pi: wrapped back
     assert yaw_to_alpha(3.1, -5., 10.) == pytest.approx(3.1 + math.atan2(5, 10) - 2 * math.pi)
     yaw = torch.tensor([-3.1, -1., 0., 2., 3.1], dtype=torch.float64)
-    x, z = torch.tensor([-20., -3., 0., 4., 30.], dtype=torch.float64), torch.tensor([5., 10., 1., 40., 2.],
-                                                                                      dtype=torch.float64)
+    x = torch.tensor([-20., -3., 0., 4., 30.], dtype=torch.float64)
+    z = torch.tensor([5., 10., 1., 40., 2.], dtype=torch.float64)
     alpha = yaw_to_alpha(yaw, x, z)
     assert isinstance(alpha, torch.Tensor) and bool(((alpha >= -math.pi) & (alpha < math.pi)).all())
     torch.testing.assert_close(alpha_to_yaw(alpha, x, z), yaw)

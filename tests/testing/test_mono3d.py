@@ -7,7 +7,6 @@ from perception.testing import (SCENES, TINY_CAM2IMG, mono3d_sample, paint_boxes
                                 two_scene_batch)
 
 
-
 def test_mono3d_sample_projects_its_boxes():
     objects = [[-2., 1.6, 12., 3.9, 1.5, 1.6, 0.3, 2], [3., 1.6, 20., 0.8, 1.7, 0.6, -1.2, 0]]
     sample = mono3d_sample(objects, (96, 320), TINY_CAM2IMG)

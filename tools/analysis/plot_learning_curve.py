@@ -17,8 +17,9 @@ DEFAULT_METRICS = ('kitti/Car_2D_R40_moderate', 'kitti_loose/Car_2D_R40_moderate
                    'kitti/Car_3D_R40_moderate')
 
 
-def read_validation(work_dir: str, metrics: Sequence[str]) -> Dict[int, Dict[str, float]]:
-    """``{iteration: {metric: value}}`` of the validation records of a work dir."""
+def read_scalars(work_dir: str, metrics: Sequence[str]) -> Dict[int, Dict[str, float]]:
+    """``{iteration: {metric: value}}`` of the records of a work dir that hold any of ``metrics`` (validation
+    metrics, or training scalars such as ``loss``)."""
     logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     if not logs:
         raise FileNotFoundError(f'{work_dir}: no <timestamp>/vis_data/scalars.json (a tools/train.py work dir?)')
@@ -63,7 +64,7 @@ def main():
     labels = args.labels or [osp.basename(osp.normpath(d)) for d in args.work_dirs]
     if len(labels) != len(args.work_dirs):
         parser.error(f'{len(labels)} labels for {len(args.work_dirs)} work dirs')
-    curves = {label: read_validation(d, args.metrics) for label, d in zip(labels, args.work_dirs)}
+    curves = {label: read_scalars(d, args.metrics) for label, d in zip(labels, args.work_dirs)}
     for label, curve in curves.items():
         print(f'{label}: iteration ' + ' '.join(f'{m:>34}' for m in args.metrics))
         for it, values in curve.items():

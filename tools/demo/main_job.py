@@ -36,18 +36,15 @@ def run(args) -> None:
 
 def draw_loss_curve(work_dir: str, out: str) -> bool:
     """Plot the training loss logged by mmengine (``<timestamp>/vis_data/scalars.json``)."""
-    steps, losses = [], []
-    # the newest training log (tools/test.py writes a log without losses beside it)
-    for log in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
-        with open(log) as f:
-            records = [json.loads(line) for line in f]
-        records = [r for r in records if 'loss' in r and 'step' in r]
-        if records:
-            steps = [r['step'] for r in records]
-            losses = [r['loss'] for r in records]
-            break
-    if not steps:
+    from tools.analysis.plot_learning_curve import read_scalars
+    try:
+        losses = read_scalars(work_dir, ['loss'])
+    except FileNotFoundError:
         return False
+    if not losses:
+        return False
+    steps = list(losses)
+    losses = [values['loss'] for values in losses.values()]
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

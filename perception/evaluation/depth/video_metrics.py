@@ -1,10 +1,10 @@
 """Video depth metrics: per-frame errors after one alignment per sequence, and the temporal alignment error.
 
 **Per-frame metrics.** The per-image protocols of :mod:`.functional` (crop, depth range, ``'none'``,
-``'median'``, ``'lsq-depth'``, ``'lsq-disparity'`` or ``'lsq-sqrt-disparity'`` scaling), except that the scale (and shift) is fitted
-once, on the valid pixels of all frames of the sequence together, and applied to every frame: a model whose
-scale drifts over time is penalised, as video depth papers evaluate it. AbsRel, δ1 ... of each frame, then
-their mean over frames. With one frame this is :func:`.functional.evaluate_depth`.
+``'median'``, ``'lsq-depth'``, ``'lsq-disparity'`` or ``'lsq-sqrt-disparity'`` scaling), except that the scale
+(and shift) is fitted once, on the valid pixels of all frames of the sequence together, and applied to every
+frame: a model whose scale drifts over time is penalised, as video depth papers evaluate it. AbsRel, δ1 ... of
+each frame, then their mean over frames. With one frame this is :func:`.functional.evaluate_depth`.
 
 **Temporal alignment error (TAE).** As defined by Video Depth Anything (Chen et al., "Video Depth Anything:
 Consistent Depth Estimation for Super-Long Videos", CVPR 2025, Sec. 4.1; its benchmark code

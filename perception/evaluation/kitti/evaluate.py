@@ -366,4 +366,3 @@ def kitti_eval(gt_annos: Sequence[Dict[str, np.ndarray]],
                 for m in curves
             }
     return out
-

@@ -15,8 +15,7 @@ def format_table(results: Dict) -> str:
     overlaps = ', '.join(f'{c} {v:.2f}' for c, v in results['min_overlap'].items())
     lines = [
         f'KITTI object evaluation: {results["num_frames"]} frames, min overlap {overlaps}',
-        f'{"class":<11}{"metric":<7}' + ''.join(f'{f"{r} {d}":>14}' for r in ('R40', 'R11')
-                                                   for d in DIFFICULTIES),
+        f'{"class":<11}{"metric":<7}' + ''.join(f'{f"{r} {d}":>14}' for r in ('R40', 'R11') for d in DIFFICULTIES),
     ]
     for cls, per_metric in results['results'].items():
         for metric in METRICS:

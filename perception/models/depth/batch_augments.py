@@ -39,6 +39,7 @@ def check_range(name: str, value: Sequence[float], low: float, high: float) -> T
         raise ValueError(f'{name} must satisfy {low} <= min <= max <= {high}, got {tuple(value)}')
     return lo, hi
 
+
 def _check_prob(prob: float) -> float:
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f'prob must be in [0, 1], got {prob}')
@@ -49,7 +50,6 @@ def _affine(a: Tensor, b: Tensor, c: Tensor, d: Tensor, tx: Tensor, ty: Tensor) 
     """(B, 3, 3) matrices [[a, b, tx], [c, d, ty], [0, 0, 1]] from (B,) entries."""
     zero, one = torch.zeros_like(a), torch.ones_like(a)
     return torch.stack([a, b, tx, c, d, ty, zero, zero, one], dim=-1).view(-1, 3, 3)
-
 
 
 class GeometricTransform:
