@@ -2,7 +2,7 @@
 official config (configs/monodetr_kitti.py: ResNet-50, 1280x384, 256 channels, 50 x 11 queries, dropout 0.1)
 and the CPU config of the main job (configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py: ResNet-18, 480x144).
 
-    python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv]
+    python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv] [--flops]
 
 Inference: one image, the first query group (what ``tools/test.py`` runs); its floor is the backbone's forward.
 Training iteration: ``--batch`` images with three objects each, all query groups, loss + backward + the config's
@@ -11,7 +11,8 @@ its floor is the backbone's forward + backward on the same images. Model and flo
 (median of ``--repeat`` after one warm-up) so that the load of a shared machine weighs on both alike: compare
 the ratios, not the seconds. ``--profile`` prints the top-10 self-CPU operators of one training iteration of
 the official config; ``--mmcv`` first checks and times perception's deformable-attention kernel against mmcv's
-pure-PyTorch ``multi_scale_deformable_attn_pytorch`` in every deformable-attention layer (same weights).
+pure-PyTorch ``multi_scale_deformable_attn_pytorch`` in every deformable-attention layer (same weights);
+``--flops`` first prints each config's FLOPs against the backbone's (see :func:`count_flops`).
 The last line is ``monodetr step/backbone train=<x> infer=<y>``, the official config's ratios.
 """
 import argparse
@@ -31,6 +32,8 @@ from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 import perception.ops.msda as msda_module
 from perception.ops import MultiScaleDeformableAttention, use_philox_dropout
@@ -126,6 +129,46 @@ def step_and_floor(config: str, repeat: int, batch: int) -> Dict[str, float]:
     return times
 
 
+class _FlopCount(TorchDispatchMode):
+    """FLOPs of the operators with a formula in ``torch.utils.flop_counter`` (its ``FlopCounterMode`` also
+    tracks modules, with gradient hooks that fail on tensors made under ``no_grad``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def count_flops(config: str, batch: int) -> Dict[str, float]:
+    """GFLOPs (``torch.utils.flop_counter``: matrix products, convolutions, fused attention) of the training
+    iteration, the inference and their backbone floors. The deformable sampling and the element-wise operators
+    are not counted, so ``train / backbone_train`` is the ratio the step would have if every operator ran at
+    the backbone's FLOP rate and the uncounted ones were free: the floor of the timed ratio."""
+    torch.manual_seed(0)
+    model, optim, size = build(config)
+    image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
+    runs = dict(train=lambda: train_step(model, optim, images), backbone_train=lambda: backbone_train(model, images),
+                infer=lambda: infer(model, image), backbone_infer=lambda: backbone_infer(model, image))
+    flops = {}
+    for name, fn in runs.items():
+        with _FlopCount() as counter:
+            fn()
+        flops[name] = counter.flops / 1e9
+    print(f'{config}: GFLOPs train {flops["train"]:.1f} (backbone fwd+bwd {flops["backbone_train"]:.1f}), '
+          f'infer {flops["infer"]:.1f} (backbone fwd {flops["backbone_infer"]:.1f}); FLOP ratio '
+          f'train={flops["train"] / flops["backbone_train"]:.2f} infer={flops["infer"] / flops["backbone_infer"]:.2f}',
+          flush=True)
+    return flops
+
+
 def profile_train_step(config: str, batch: int, rows: int = 10) -> None:
     """Top ``rows`` self-CPU operators of one training iteration of ``config`` (after one warm-up)."""
     torch.manual_seed(0)
@@ -175,12 +218,13 @@ def compare_mmcv(config: str, repeat: int, batch: int) -> None:
 def run(name: str, configs: Sequence[str], description: str) -> None:
     """The command line shared by the MonoDETR and MonoDGP benchmarks."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--repeat', type=int, default=3, help='0: no timing (only --profile, --mmcv, --flops)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--batch', type=int, default=2, help='images per training iteration')
     parser.add_argument('--configs', nargs='+', default=list(configs), help='the first gives the last line')
     parser.add_argument('--profile', action='store_true', help="top-10 operators of the first config's step")
     parser.add_argument('--mmcv', action='store_true', help="deformable attention vs mmcv's, first config")
+    parser.add_argument('--flops', action='store_true', help='FLOP ratios of every config (the floor of the timed)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f'torch {torch.__version__}, {args.threads} threads, median of {args.repeat}', flush=True)
@@ -188,6 +232,11 @@ def run(name: str, configs: Sequence[str], description: str) -> None:
         compare_mmcv(args.configs[0], args.repeat, args.batch)
     if args.profile:
         profile_train_step(args.configs[0], args.batch)
+    if args.flops:
+        for config in args.configs:
+            count_flops(config, args.batch)
+    if args.repeat == 0:
+        return
     ratios = []
     for config in args.configs:
         t = step_and_floor(config, args.repeat, args.batch)
