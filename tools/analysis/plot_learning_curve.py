@@ -37,7 +37,7 @@ def plot(curves: Dict[str, Dict[int, Dict[str, float]]], metrics: List[str], out
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=110)
     styles = ['-', '--', ':', '-.']
     for r, (label, curve) in enumerate(curves.items()):
         for m, metric in enumerate(metrics):
@@ -48,7 +48,7 @@ def plot(curves: Dict[str, Dict[int, Dict[str, float]]], metrics: List[str], out
     ax.set_xlabel('training iteration')
     ax.set_ylabel('AP (%)')
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))  # beside the curves, not on them
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
