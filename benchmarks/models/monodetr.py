@@ -21,7 +21,7 @@ import logging
 import statistics
 import time
 import warnings
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -112,17 +112,23 @@ def alternate(runs: Dict[str, Callable[[], None]], repeat: int) -> Dict[str, flo
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def step_and_floor(config: str, repeat: int, batch: int) -> Dict[str, float]:
-    """Seconds of the training iteration, the inference and their backbone floors (``train``, ``infer``,
-    ``backbone_train``, ``backbone_infer``)."""
+def timed_runs(config: str, batch: int) -> Tuple[Dict[str, Callable[[], None]], Tuple[int, int]]:
+    """The four measured runs of ``config`` on one model with random weights, ``train`` (``batch`` images),
+    ``backbone_train``, ``infer`` (one image) and ``backbone_infer``, and the input size (H, W)."""
     torch.manual_seed(0)
     model, optim, size = build(config)
     image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
     images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
-    times = alternate(dict(infer=lambda: infer(model, image), backbone_infer=lambda: backbone_infer(model, image)),
-                      repeat)
-    times.update(alternate(dict(train=lambda: train_step(model, optim, images),
-                                backbone_train=lambda: backbone_train(model, images)), repeat))
+    return dict(train=lambda: train_step(model, optim, images), backbone_train=lambda: backbone_train(model, images),
+                infer=lambda: infer(model, image), backbone_infer=lambda: backbone_infer(model, image)), size
+
+
+def step_and_floor(config: str, repeat: int, batch: int) -> Dict[str, float]:
+    """Seconds of the training iteration, the inference and their backbone floors (``train``, ``infer``,
+    ``backbone_train``, ``backbone_infer``)."""
+    runs, size = timed_runs(config, batch)
+    times = alternate({name: runs[name] for name in ('infer', 'backbone_infer')}, repeat)
+    times.update(alternate({name: runs[name] for name in ('train', 'backbone_train')}, repeat))
     print(f'{config} ({size[1]}x{size[0]}, batch {batch}): train {times["train"]:.2f} s, backbone fwd+bwd '
           f'{times["backbone_train"]:.2f} s; infer {times["infer"]:.3f} s, backbone fwd '
           f'{times["backbone_infer"]:.3f} s', flush=True)
@@ -151,12 +157,7 @@ def count_flops(config: str, batch: int) -> Dict[str, float]:
     iteration, the inference and their backbone floors. The deformable sampling and the element-wise operators
     are not counted, so ``train / backbone_train`` is the ratio the step would have if every operator ran at
     the backbone's FLOP rate and the uncounted ones were free: the floor of the timed ratio."""
-    torch.manual_seed(0)
-    model, optim, size = build(config)
-    image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
-    images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
-    runs = dict(train=lambda: train_step(model, optim, images), backbone_train=lambda: backbone_train(model, images),
-                infer=lambda: infer(model, image), backbone_infer=lambda: backbone_infer(model, image))
+    runs, _ = timed_runs(config, batch)
     flops = {}
     for name, fn in runs.items():
         with _FlopCount() as counter:
