@@ -103,6 +103,23 @@ def test_attention_matches_sdpa(mask_kind):
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('mask_kind', [None, 'float'])
+def test_attention_under_cpu_autocast_is_computed_in_float32(mask_kind):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, requires_grad=True), torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 8))
+    mask = torch.randn(5, 7) if mask_kind else None
+    half = [t.bfloat16() for t in (q, k, v)]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = scaled_dot_product_attention(*half, attn_mask=None if mask is None else mask.bfloat16())
+    assert out.dtype == torch.bfloat16
+    # exactly the float32 attention of the bfloat16 inputs, rounded once at the end
+    expected = F.scaled_dot_product_attention(*[t.float() for t in half],
+                                              attn_mask=None if mask is None else mask.bfloat16().float())
+    assert torch.equal(out, expected.bfloat16())
+    out.float().sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+
+
 def test_attention_dropout_is_on_the_weights():
     q, k, v = torch.randn(1, 2, 4, 8), torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8)
     torch.manual_seed(1)
