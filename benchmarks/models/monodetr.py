@@ -2,7 +2,7 @@
 official config (configs/monodetr_kitti.py: ResNet-50, 1280x384, 256 channels, 50 x 11 queries, dropout 0.1)
 and the CPU config of the main job (configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py: ResNet-18, 480x144).
 
-    python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv] [--flops]
+    python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv] [--flops] [--amp]
 
 Inference: one image, the first query group (what ``tools/test.py`` runs); its floor is the backbone's forward.
 Training iteration: ``--batch`` images with three objects each, all query groups, loss + backward + the config's
@@ -12,7 +12,8 @@ its floor is the backbone's forward + backward on the same images. Model and flo
 the ratios, not the seconds. ``--profile`` prints the top-10 self-CPU operators of one training iteration of
 the official config; ``--mmcv`` first checks and times perception's deformable-attention kernel against mmcv's
 pure-PyTorch ``multi_scale_deformable_attn_pytorch`` in every deformable-attention layer (same weights);
-``--flops`` first prints each config's FLOPs against the backbone's (see :func:`count_flops`).
+``--flops`` first prints each config's FLOPs against the backbone's (see :func:`count_flops`); ``--amp`` also
+times both training runs under bfloat16 autocast (``tools/train.py --amp``) against float32.
 The last line is ``monodetr step/backbone train=<x> infer=<y>``, the official config's ratios.
 """
 import argparse
@@ -74,17 +75,23 @@ def build(config: str) -> tuple:
     return model, optim, (cfg.input_size[1], cfg.input_size[0])
 
 
-def train_step(model: nn.Module, optim: torch.optim.Optimizer, images: torch.Tensor) -> None:
+def train_step(model: nn.Module, optim: torch.optim.Optimizer, images: torch.Tensor, bf16: bool = False) -> None:
+    """One training iteration; ``bf16``: the forward and the losses under ``torch.autocast('cpu', bfloat16)``, as
+    ``tools/train.py --amp`` trains on the CPU (the samples come from the data loader, outside it)."""
     model.train()
-    losses = model.loss({'imgs': images}, [make_sample(images.shape[-2:]) for _ in range(len(images))])
+    samples = [make_sample(images.shape[-2:]) for _ in range(len(images))]
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+        losses = model.loss({'imgs': images}, samples)
     sum(v for v in losses.values() if torch.is_tensor(v)).backward()
     optim.step()
     optim.zero_grad()
 
 
-def backbone_train(model: nn.Module, images: torch.Tensor) -> None:
+def backbone_train(model: nn.Module, images: torch.Tensor, bf16: bool = False) -> None:
     model.train()
-    sum(feat.mean() for feat in model.backbone(images)).backward()
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+        feats = model.backbone(images)
+    sum(feat.float().mean() for feat in feats).backward()
     model.zero_grad()
 
 
@@ -113,25 +120,36 @@ def alternate(runs: Dict[str, Callable[[], None]], repeat: int) -> Dict[str, flo
 
 
 def timed_runs(config: str, batch: int) -> Tuple[Dict[str, Callable[[], None]], Tuple[int, int]]:
-    """The four measured runs of ``config`` on one model with random weights, ``train`` (``batch`` images),
-    ``backbone_train``, ``infer`` (one image) and ``backbone_infer``, and the input size (H, W)."""
+    """The measured runs of ``config`` on one model with random weights, ``train`` (``batch`` images),
+    ``backbone_train``, ``infer`` (one image), ``backbone_infer`` and the two training runs in bfloat16
+    (``train_bf16``, ``backbone_train_bf16``), and the input size (H, W)."""
     torch.manual_seed(0)
     model, optim, size = build(config)
     image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
     images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
-    return dict(train=lambda: train_step(model, optim, images), backbone_train=lambda: backbone_train(model, images),
-                infer=lambda: infer(model, image), backbone_infer=lambda: backbone_infer(model, image)), size
+    runs = dict(train=lambda: train_step(model, optim, images), backbone_train=lambda: backbone_train(model, images),
+                infer=lambda: infer(model, image), backbone_infer=lambda: backbone_infer(model, image))
+    runs.update(train_bf16=lambda: train_step(model, optim, images, bf16=True),
+                backbone_train_bf16=lambda: backbone_train(model, images, bf16=True))
+    return runs, size
 
 
-def step_and_floor(config: str, repeat: int, batch: int) -> Dict[str, float]:
+def step_and_floor(config: str, repeat: int, batch: int, amp: bool = False) -> Dict[str, float]:
     """Seconds of the training iteration, the inference and their backbone floors (``train``, ``infer``,
-    ``backbone_train``, ``backbone_infer``)."""
+    ``backbone_train``, ``backbone_infer``); with ``amp`` also the training runs in bfloat16, timed in
+    alternation with the float32 ones (``train_bf16``, ``backbone_train_bf16``)."""
     runs, size = timed_runs(config, batch)
     times = alternate({name: runs[name] for name in ('infer', 'backbone_infer')}, repeat)
-    times.update(alternate({name: runs[name] for name in ('train', 'backbone_train')}, repeat))
+    trains = ('train', 'backbone_train') + (('train_bf16', 'backbone_train_bf16') if amp else ())
+    times.update(alternate({name: runs[name] for name in trains}, repeat))
     print(f'{config} ({size[1]}x{size[0]}, batch {batch}): train {times["train"]:.2f} s, backbone fwd+bwd '
           f'{times["backbone_train"]:.2f} s; infer {times["infer"]:.3f} s, backbone fwd '
           f'{times["backbone_infer"]:.3f} s', flush=True)
+    if amp:
+        print(f'  bfloat16 autocast: train {times["train_bf16"]:.2f} s, backbone fwd+bwd '
+              f'{times["backbone_train_bf16"]:.2f} s; speedup over float32 '
+              f'train={times["train"] / times["train_bf16"]:.2f} '
+              f'backbone={times["backbone_train"] / times["backbone_train_bf16"]:.2f}', flush=True)
     return times
 
 
@@ -159,7 +177,8 @@ def count_flops(config: str, batch: int) -> Dict[str, float]:
     the backbone's FLOP rate and the uncounted ones were free: the floor of the timed ratio."""
     runs, _ = timed_runs(config, batch)
     flops = {}
-    for name, fn in runs.items():
+    for name in ('train', 'backbone_train', 'infer', 'backbone_infer'):
+        fn = runs[name]
         with _FlopCount() as counter:
             fn()
         flops[name] = counter.flops / 1e9
@@ -226,6 +245,7 @@ def run(name: str, configs: Sequence[str], description: str) -> None:
     parser.add_argument('--profile', action='store_true', help="top-10 operators of the first config's step")
     parser.add_argument('--mmcv', action='store_true', help="deformable attention vs mmcv's, first config")
     parser.add_argument('--flops', action='store_true', help='FLOP ratios of every config (the floor of the timed)')
+    parser.add_argument('--amp', action='store_true', help='also the training runs in bfloat16 (tools/train.py --amp)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f'torch {torch.__version__}, {args.threads} threads, median of {args.repeat}', flush=True)
@@ -240,7 +260,7 @@ def run(name: str, configs: Sequence[str], description: str) -> None:
         return
     ratios = []
     for config in args.configs:
-        t = step_and_floor(config, args.repeat, args.batch)
+        t = step_and_floor(config, args.repeat, args.batch, args.amp)
         ratios.append((t['train'] / t['backbone_train'], t['infer'] / t['backbone_infer']))
         print(f'  {name} step/backbone train={ratios[-1][0]:.2f} infer={ratios[-1][1]:.2f} ({config})', flush=True)
     print(f'{name} step/backbone train={ratios[0][0]:.2f} infer={ratios[0][1]:.2f}')

@@ -4,7 +4,7 @@ queries, dropout 0.1, the decoders' self-attention over all groups as the offici
 (configs/monodgp/monodgp_r18_demo_synthkitti-mono3d.py: ResNet-18, 480x144), timed as
 ``benchmarks/models/monodetr.py`` does (same options).
 
-    python benchmarks/models/monodgp.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv] [--flops]
+    python benchmarks/models/monodgp.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv] [--flops] [--amp]
 
 The last line is ``monodgp step/backbone train=<x> infer=<y>``, the official config's ratios.
 """
