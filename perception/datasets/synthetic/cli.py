@@ -57,7 +57,7 @@ def _run(generate, args: argparse.Namespace, **sizes) -> None:
 
 def run_kitti(args: argparse.Namespace) -> None:
     from .kitti_object import generate_kitti_object
-    _run(generate_kitti_object, args, num_train=args.num_train, num_val=args.num_val)
+    _run(generate_kitti_object, args, num_train=args.num_train, num_val=args.num_val, mono=args.mono)
 
 
 def run_kitti_raw(args: argparse.Namespace) -> None:
@@ -78,6 +78,9 @@ def add_synthetic_parsers(subparsers) -> None:
     _common(parser, 'data/synthkitti')
     parser.add_argument('--num-train', type=int_in(0), default=400, help='frames (0: an empty split, with a warning)')
     parser.add_argument('--num-val', type=int_in(0), default=100, help='frames (0: an empty split, with a warning)')
+    parser.add_argument('--mono', action='store_true',
+                        help='only image_2, calib and label_2 (no image_3, no velodyne: about half the time); '
+                        'then `create_data.py kitti --no-lidar`')
     parser.set_defaults(func=run_kitti)
 
     parser = subparsers.add_parser('synthetic-kitti-raw',

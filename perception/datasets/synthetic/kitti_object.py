@@ -1,4 +1,5 @@
-"""KITTI object detection layout: ``training/{image_2,image_3,calib,label_2,velodyne}`` + ``ImageSets``.
+"""KITTI object detection layout: ``training/{image_2,image_3,calib,label_2,velodyne}`` + ``ImageSets``
+(``mono=True``: ``training/{image_2,calib,label_2}``, as KITTI's monocular download).
 
 Each frame is an independent street scene seen from a standing KITTI car (:class:`KittiRig`), so the
 files read exactly like the real benchmark's: KITTI's intrinsics and calibration matrices, a full 360 deg
@@ -8,7 +9,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -27,10 +28,11 @@ MIN_DISTANCE, MAX_DISTANCE = 4.0, 70.0
 
 @dataclass
 class KittiFrame:
-    """One rendered frame: the left/right colour views, the LiDAR sweep and the label dict."""
+    """One rendered frame: the left/right colour views, the LiDAR sweep and the label dict (``right`` and ``scan``
+    are None for a monocular frame)."""
     left: CameraView
-    right: CameraView
-    scan: LidarScan
+    right: Optional[CameraView]
+    scan: Optional[LidarScan]
     labels: Dict[str, np.ndarray]
     objects: List[SceneObject]
 
@@ -59,35 +61,40 @@ def sample_kitti_scene(rng: np.random.Generator) -> Tuple[Street, List[SceneObje
     return street, objects
 
 
-def render_kitti_frame(seed: int, index: int, rig: KittiRig = None) -> KittiFrame:
-    """Sample and render frame ``index`` of the dataset with ``seed`` (independent of other frames)."""
+def render_kitti_frame(seed: int, index: int, rig: KittiRig = None, mono: bool = False) -> KittiFrame:
+    """Sample and render frame ``index`` of the dataset with ``seed`` (independent of other frames); ``mono``: the
+    left camera only (the same left view and labels, without the right view and the LiDAR sweep)."""
     rig = rig or KittiRig()
     street, objects = sample_kitti_scene(frame_rng(seed, 0, index))
     world = World(street, objects)
-    left_pose, right_pose = rig.cam2ego(2), rig.cam2ego(3)
+    left_pose = rig.cam2ego(2)
     left = world.render(rig.K, left_pose, rig.width, rig.height)
-    right = world.render(rig.K, right_pose, rig.width, rig.height)
-    scan = world.lidar(rig.velo2ego, HDL64_ELEVATIONS, LIDAR_AZIMUTH_STEPS)
+    right = scan = None
+    if not mono:
+        right = world.render(rig.K, rig.cam2ego(3), rig.width, rig.height)
+        scan = world.lidar(rig.velo2ego, HDL64_ELEVATIONS, LIDAR_AZIMUTH_STEPS)
     world2rect = np.linalg.inv(rig.rect2ego)
     labels = kitti_labels(objects, world, left.instance, world2rect, rig.P(2), left_pose)
     return KittiFrame(left, right, scan, labels, objects)
 
 
-def _write_frame(task: Tuple[str, int, int]) -> Dict[str, int]:
-    out, seed, index = task
+def _write_frame(task: Tuple[str, int, int, bool]) -> Dict[str, int]:
+    out, seed, index, mono = task
     rig = KittiRig()
-    frame = render_kitti_frame(seed, index, rig)
+    frame = render_kitti_frame(seed, index, rig, mono)
     root = Path(out) / 'training'
     name = f'{index:06d}'
     cv2.imwrite(str(root / 'image_2' / f'{name}.png'), frame.left.image[..., ::-1])
-    cv2.imwrite(str(root / 'image_3' / f'{name}.png'), frame.right.image[..., ::-1])
     write_calib_file(root / 'calib' / f'{name}.txt', rig.calib())
     write_label_file(root / 'label_2' / f'{name}.txt', frame.labels)
-    velo = np.concatenate([frame.scan.points, frame.scan.intensity[:, None]], axis=1).astype(np.float32)
-    velo.tofile(root / 'velodyne' / f'{name}.bin')
     names = frame.labels['name']
-    return {'objects': int((names != 'DontCare').sum()), 'dontcare': int((names == 'DontCare').sum()),
-            'points': len(velo)}
+    counts = {'objects': int((names != 'DontCare').sum()), 'dontcare': int((names == 'DontCare').sum())}
+    if not mono:
+        cv2.imwrite(str(root / 'image_3' / f'{name}.png'), frame.right.image[..., ::-1])
+        velo = np.concatenate([frame.scan.points, frame.scan.intensity[:, None]], axis=1).astype(np.float32)
+        velo.tofile(root / 'velodyne' / f'{name}.bin')
+        counts['points'] = len(velo)
+    return counts
 
 
 # Top-level names of the output (with the info files `create_data.py kitti` adds): all that --force removes.
@@ -96,18 +103,20 @@ OUTPUTS = ('training', 'ImageSets', 'kitti_infos_*.pkl')
 
 def generate_kitti_object(out_dir: Union[str, os.PathLike], num_train: int = 400, num_val: int = 100,
                           seed: int = 0, workers: int = 2, force: bool = False,
-                          progress: bool = True) -> Dict[str, int]:
-    """Write a KITTI object dataset of ``num_train + num_val`` frames to ``out_dir``.
+                          progress: bool = True, mono: bool = False) -> Dict[str, int]:
+    """Write a KITTI object dataset of ``num_train + num_val`` frames to ``out_dir``; ``mono``: only
+    ``image_2``, ``calib`` and ``label_2`` (the same files as without it; no ``image_3``, no ``velodyne``: about
+    half the rendering time).
 
     Frames ``000000 .. num_train - 1`` are listed in ``ImageSets/train.txt``, the next ``num_val`` in
     ``val.txt`` (all under ``training/`` as in the usual train/val split of the KITTI training set) and
     all of them in ``trainval.txt``. The same ``seed`` writes byte-identical files whatever ``workers``.
 
     Returns:
-        counts: ``frames``, ``objects`` (labelled), ``dontcare`` and ``points``.
+        counts: ``frames``, ``objects`` (labelled), ``dontcare`` and (without ``mono``) ``points``.
     """
     out = prepare_output_dir(out_dir, force, OUTPUTS)
-    for sub in ('image_2', 'image_3', 'calib', 'label_2', 'velodyne'):
+    for sub in ('image_2', 'calib', 'label_2') + (() if mono else ('image_3', 'velodyne')):
         (out / 'training' / sub).mkdir(parents=True)
     (out / 'ImageSets').mkdir()
     total = num_train + num_val
@@ -116,10 +125,10 @@ def generate_kitti_object(out_dir: Union[str, os.PathLike], num_train: int = 400
         (out / 'ImageSets' / f'{split}.txt').write_text(''.join(f'{i:06d}\n' for i in ids))
         if not ids:
             warnings.warn(f'{out}/ImageSets/{split}.txt is an empty split (0 frames)')
-    stats = run_parallel(_write_frame, [(str(out), seed, i) for i in range(total)], workers,
+    stats = run_parallel(_write_frame, [(str(out), seed, i, mono) for i in range(total)], workers,
                          'synthetic-kitti', progress)
     counts = {'frames': total}
-    for key in ('objects', 'dontcare', 'points'):
+    for key in ('objects', 'dontcare') + (() if mono else ('points',)):
         counts[key] = sum(s[key] for s in stats)
     return counts
 

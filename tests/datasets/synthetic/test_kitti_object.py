@@ -171,3 +171,13 @@ def test_same_seed_same_bytes_whatever_the_workers(kitti_root, tmp_path):
     assert not filecmp.cmp(kitti_root / 'training/velodyne/000000.bin', again / 'training/velodyne/000000.bin',
                            shallow=False)
     assert not (again / 'training' / 'label_2' / '000001.txt').exists()
+
+
+def test_mono_writes_the_same_left_view_and_labels_only(kitti_root, tmp_path):
+    mono = tmp_path / 'mono'
+    counts = generate_kitti_object(mono, num_train=1, num_val=0, seed=SEED, workers=1, progress=False, mono=True)
+    assert 'points' not in counts and counts['frames'] == 1
+    assert sorted(p.name for p in (mono / 'training').iterdir()) == ['calib', 'image_2', 'label_2']
+    for sub, ext in (('image_2', 'png'), ('calib', 'txt'), ('label_2', 'txt')):
+        assert filecmp.cmp(kitti_root / 'training' / sub / f'000000.{ext}', mono / 'training' / sub / f'000000.{ext}',
+                           shallow=False), sub
