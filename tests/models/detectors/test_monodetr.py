@@ -27,7 +27,8 @@ def test_every_monodetr_config_builds():
     assert 'configs/monodetr/monodetr_r50_195e_kitti-mono3d.py' in paths and SYNTH_CONFIG in paths
     for path in paths:
         _, model = build_from_config(path)
-        assert model.transformer.num_queries == 50 and model.num_groups == 11
+        # the official 50 queries per group; the main job's CPU recipe takes 25
+        assert model.transformer.num_queries == (25 if 'main-job' in path else 50) and model.num_groups == 11
         assert model.depth_predictor.bin_centers.shape == (81, )
 
 
@@ -154,3 +155,18 @@ def test_two_image_overfit():
     """The total loss on the two SCENES falls to 30 % of its first value within 300 iterations."""
     totals = overfit_two_scenes(build_tiny_model)
     assert totals[-1] <= 0.3 * totals[0], f'the loss fell from {totals[0]:.2f} to {totals[-1]:.2f} only'
+
+
+def test_main_job_config_is_the_cpu_model_with_its_own_recipe():
+    """The main job's config changes the CPU model only in its query count; schedule and precision are its own."""
+    demo = Config.fromfile('configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py')
+    main = Config.fromfile('configs/monodetr/monodetr_r18_main-job_synthkitti-mono3d.py')
+    assert main.model.transformer.num_queries == 25 < demo.model.transformer.num_queries
+    main.model.transformer.num_queries = demo.model.transformer.num_queries
+    assert main.model.to_dict() == demo.model.to_dict()
+    assert main.train_dataloader.to_dict() == demo.train_dataloader.to_dict()
+    assert main.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    assert main.optim_wrapper.optimizer.to_dict() == demo.optim_wrapper.optimizer.to_dict()
+    assert main.train_cfg.max_iters == main.default_hooks.checkpoint.interval
+    decay = main.param_scheduler[1]
+    assert decay.end == main.train_cfg.max_iters and 0 < decay.milestones[0] < main.train_cfg.max_iters
