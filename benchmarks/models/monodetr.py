@@ -1,6 +1,7 @@
 """MonoDETR's training iteration and inference on the CPU against the backbone-only floor of the same run, for the
 official config (configs/monodetr_kitti.py: ResNet-50, 1280x384, 256 channels, 50 x 11 queries, dropout 0.1)
-and the CPU config of the main job (configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py: ResNet-18, 480x144).
+and the CPU config of the main job (configs/monodetr/monodetr_r18_main-job_synthkitti-mono3d.py: ResNet-18, 480x144,
+25 queries per group; it trains in bfloat16, timed with ``--amp``).
 
     python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv] [--flops] [--amp]
 
@@ -41,7 +42,7 @@ from perception.ops import MultiScaleDeformableAttention, use_philox_dropout
 from perception.registry import MODELS
 from perception.testing import mono3d_sample
 
-CONFIGS = ('configs/monodetr_kitti.py', 'configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py')
+CONFIGS = ('configs/monodetr_kitti.py', 'configs/monodetr/monodetr_r18_main-job_synthkitti-mono3d.py')
 # KITTI's P2 (frame 000008), scaled to the input size
 KITTI_SIZE, KITTI_F, KITTI_C = (375, 1242), 721.5377, (609.5593, 172.854)
 OBJECTS = [[-3., 1.6, 12., 3.9, 1.5, 1.6, 0.3, 2], [2.5, 1.7, 22., 0.8, 1.7, 0.6, -1.2, 0],
