@@ -158,13 +158,20 @@ def test_two_image_overfit():
 
 
 def test_main_job_config_is_the_cpu_model_with_its_own_recipe():
-    """The main job's config changes the CPU model only in its query count; schedule and precision are its own."""
+    """The main job's config: the CPU model with fewer queries on smaller inputs, its own schedule and precision."""
     demo = Config.fromfile('configs/monodetr/monodetr_r18_demo_synthkitti-mono3d.py')
     main = Config.fromfile('configs/monodetr/monodetr_r18_main-job_synthkitti-mono3d.py')
     assert main.model.transformer.num_queries == 25 < demo.model.transformer.num_queries
     main.model.transformer.num_queries = demo.model.transformer.num_queries
     assert main.model.to_dict() == demo.model.to_dict()
-    assert main.train_dataloader.to_dict() == demo.train_dataloader.to_dict()
+    # the same data pipelines at a smaller input size
+    for loader in ('train_dataloader', 'test_dataloader'):
+        main_loader, demo_loader = main[loader].to_dict(), demo[loader].to_dict()
+        main_steps, demo_steps = main_loader['dataset'].pop('pipeline'), demo_loader['dataset'].pop('pipeline')
+        assert main_loader == demo_loader
+        assert [t['type'] for t in main_steps] == [t['type'] for t in demo_steps]
+        crop = next(t for t in main_steps if t['type'] == 'RandomCropScaleMono3D')
+        assert crop['out_size'] == main.input_size and main.input_size[0] < demo.input_size[0]
     assert main.optim_wrapper.type == 'CPUAmpOptimWrapper'
     assert main.optim_wrapper.optimizer.to_dict() == demo.optim_wrapper.optimizer.to_dict()
     assert main.train_cfg.max_iters == main.default_hooks.checkpoint.interval
