@@ -14,7 +14,7 @@ test: env
 test-fast: env
 	$(PY) -m pytest -q -m "not slow"
 
-# the main job: MonoDETR trained from scratch on the synthetic KITTI world, end to end (about 13 min on 2 cores)
+# the main job: MonoDETR trained from scratch on the synthetic KITTI world, end to end (about 14 min on 2 cores)
 demo: env
 	$(PY) tools/demo/main_job.py
 

@@ -1,4 +1,4 @@
-# The learning run of MonoDETR on the synthetic KITTI world: the main job's recipe
+# The learning run of MonoDETR on the synthetic KITTI world: the CPU model and its recipe
 # (monodetr_r18_demo_synthkitti-mono3d.py) for 4000 iterations of batch 4 (20 epochs of the 800 training
 # frames, about 2 hours on 2 CPU cores), x0.1 for the last 15 %, validated every 500 iterations on the 200 val
 # frames (the learning curve: tools/analysis/plot_learning_curve.py):

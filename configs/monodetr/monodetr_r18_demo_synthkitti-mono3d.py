@@ -1,5 +1,6 @@
-# The main job (`make demo`, tools/demo/main_job.py): MonoDETR trained from scratch on the synthetic KITTI world
-# on 2 CPU cores. Layers, heads, queries, groups, losses and matching are the official ones, at a CPU size:
+# MonoDETR's CPU model: trained from scratch on the synthetic KITTI world on 2 CPU cores, 300 iterations (the base
+# of the main job's config monodetr_r18_main-job_synthkitti-mono3d.py, of the learning run's and of MonoDGP's CPU
+# configs). Layers, heads, queries, groups, losses and matching are the official ones, at a CPU size:
 # ResNet-18 from scratch (every stage and BatchNorm trains), 128 channels in the transformer (its matrix products
 # cost a quarter of those at 256), no dropout (a short schedule on a small synthetic set: it only slows learning
 # down). Data (480x144) and schedule (iterations, warm-up, AdamW 1e-3): _base_/datasets/synthkitti-mono3d.py and

@@ -1,4 +1,4 @@
-"""The main job: MonoDETR on the synthetic KITTI world, end to end on the CPU (about 13 minutes on 2 cores).
+"""The main job: MonoDETR on the synthetic KITTI world, end to end on the CPU (about 12 minutes on 2 cores).
 
     python tools/demo/main_job.py [--root data/synthkitti] [--work-dir work_dirs/main_job]
 
