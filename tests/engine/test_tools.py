@@ -1,4 +1,5 @@
 """tools/train.py, tools/test.py, tools/dist_train.sh and tools/dist_test.sh through the real mmengine Runner."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -211,6 +212,25 @@ def test_amp_on_cpu_autocasts_to_bfloat16():
         out = model(torch.randn(3, 4))
     assert out.dtype == torch.bfloat16
     assert model(torch.randn(3, 4)).dtype == torch.float32
+
+
+@pytest.mark.parametrize('has_bf16', [True, False])
+def test_main_job_trains_in_float32_without_bfloat16_units(monkeypatch, has_bf16):
+    """The main job's config autocasts to bfloat16; on a CPU without AMX / AVX512-BF16 the job overrides it."""
+    from mmengine.optim import OptimWrapper, build_optim_wrapper
+    from mmengine.registry import init_default_scope
+
+    from perception.engine import CPUAmpOptimWrapper
+    spec = importlib.util.spec_from_file_location('main_job', REPO / 'tools/demo/main_job.py')
+    main_job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main_job)
+    monkeypatch.setattr(main_job, 'cpu_has_bf16', lambda: has_bf16)
+    cfg = Config.fromfile(REPO / main_job.CONFIG)
+    cfg.merge_from_dict(dict(option.split('=', 1) for option in main_job.precision_options()))
+    init_default_scope('perception')
+    wrapper = build_optim_wrapper(torch.nn.Linear(4, 2), cfg.optim_wrapper)
+    assert isinstance(wrapper, CPUAmpOptimWrapper) == has_bf16 and isinstance(wrapper, OptimWrapper)
+    assert wrapper.clip_grad_kwargs == dict(max_norm=10, norm_type=2)
 
 
 @pytest.mark.slow

@@ -68,6 +68,15 @@ def cpu_has_bf16() -> bool:
     return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
 
 
+def precision_options() -> list:
+    """``--cfg-options`` for the training: the config's bfloat16 autocast, or float32 on a CPU without bfloat16
+    units (the 1.2x of bfloat16 was measured with AMX; without them the CPU only emulates it)."""
+    if cpu_has_bf16():
+        return []
+    print('this CPU has neither AMX nor AVX512-BF16: training in float32 (the config trains in bfloat16)')
+    return ['optim_wrapper.type=OptimWrapper']
+
+
 def read_car_ap2d(work_dir: str):
     """Car AP2D|R40 moderate at IoU 0.5 of the test run (``kitti_loose/...`` in tools/test.py's metrics JSON)."""
     found = sorted(glob.glob(osp.join(work_dir, '*', '*.json')), key=osp.getmtime)
@@ -117,11 +126,7 @@ def main():
         f'test_evaluator.0.ann_dir={root}training/label_2', f'test_evaluator.1.ann_dir={root}training/label_2'
     ]
     step(3, f'training {CONFIG} from scratch')
-    precision = []
-    if not cpu_has_bf16():
-        # the 1.2x of bfloat16 was measured with AMX; without bfloat16 units the CPU only emulates it
-        print('this CPU has neither AMX nor AVX512-BF16: training in float32 (the config trains in bfloat16)')
-        precision = ['optim_wrapper.type=OptimWrapper']
+    precision = precision_options()
     # no validation inside the run (mmengine's loop also validates at the last iteration unless val_begin is
     # beyond it): step 4 tests the last checkpoint
     run(['tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options', 'train_cfg.val_interval=1000000',
