@@ -1,6 +1,6 @@
 """MonoDETR's training iteration and inference on the CPU against the backbone-only floor of the same run, for the
 official config (configs/monodetr_kitti.py: ResNet-50, 1280x384, 256 channels, 50 x 11 queries, dropout 0.1)
-and the CPU config of the main job (configs/monodetr/monodetr_r18_main-job_synthkitti-mono3d.py: ResNet-18, 480x144,
+and the CPU config of the main job (configs/monodetr/monodetr_r18_main-job_synthkitti-mono3d.py: ResNet-18, 384x112,
 25 queries per group; it trains in bfloat16, timed with ``--amp``).
 
     python benchmarks/models/monodetr.py [--repeat 3] [--threads 2] [--batch 2] [--profile] [--mmcv] [--flops] [--amp]
